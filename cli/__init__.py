@@ -1,0 +1,1 @@
+"""The `cdseg` command-line interface (installed from the repository's `cli/` folder)."""

@@ -1,0 +1,36 @@
+"""keras_cdseg: cross-domain (CT + MR) segmentation with pre-norm U-Nets and a conditional adversarial loss.
+
+Public names are re-exported here explicitly. They are resolved on first access so that the pure-numpy
+parts (metrics, data import) do not pay for importing TensorFlow.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+# public name -> defining module
+_EXPORTS = {
+    "InputError": "keras_cdseg.errors",
+    "DataConfig": "keras_cdseg.config",
+    "ModelConfig": "keras_cdseg.config",
+    "PreNormConvBlock": "keras_cdseg.layers.pre_norm_conv_block",
+    "ConditionalDiscriminator": "keras_cdseg.layers.conditional_discriminator",
+    "build_segmenter": "keras_cdseg.models.segmenter",
+    "build_discriminator": "keras_cdseg.models.segmenter",
+    "CrossDomainModel": "keras_cdseg.models.cross_domain_model",
+}
+
+__all__ = sorted(_EXPORTS) + ["__version__"]
+
+
+def __getattr__(name):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keras_cdseg' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return __all__
