@@ -1,0 +1,215 @@
+import keras
+import tensorflow as tf
+from keras import ops
+
+from keras_cdseg import losses
+from keras_cdseg.models.dice_score import DiceScore
+
+
+@keras.saving.register_keras_serializable(package="keras_cdseg")
+class CrossDomainModel(keras.Model):
+    """A segmenter trained with a conditional adversarial loss (CAN), modality-blind.
+
+    Each `train_step` makes one discriminator update, then one generator update:
+
+        ŷ = G(x)                                          (one generator forward pass per step)
+        L_D = BCE(D(x ⊕ y), 1) + BCE(D(x ⊕ stop_gradient(ŷ)), 0)
+        L_G = CE(y, ŷ) + adversarial_weight · BCE(D(x ⊕ ŷ), 1)
+
+    The discriminator's "fake" input reuses the generator's training-mode prediction, so the adversarial
+    step costs one generator forward, not two. With `adversarial_weight=0` or no discriminator the step is
+    plain cross-entropy training (the paper's "w/o CAN" ablation) and no discriminator work is done.
+
+    Losses are summed per replica and divided by the *global* batch size, so an update on N replicas
+    equals the update on one device with the whole batch. No modality label is used anywhere.
+
+    Args:
+        generator: `keras.Model`. Maps `[B, H, W, 2T+1]` slices to softmax probabilities `[B, H, W, C]`.
+        discriminator: `keras.layers.Layer` or None. Maps `(x, y)` to a `[B, 1]` logit.
+        class_names: list of str or None. Names for the per-class Dice trackers (`dice_<name>`).
+        **kwargs: Base `keras.Model` arguments such as `name`.
+
+    Example:
+    >>> from keras_cdseg.models.segmenter import build_segmenter, build_discriminator
+    >>> model = CrossDomainModel(
+    ...     build_segmenter((32, 32, 3), base_filters=4, depth=2),
+    ...     build_discriminator(filters=4, num_blocks=2, dense_units=8),
+    ...     class_names=["background", "liver"],
+    ... )
+    >>> model.compile(keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3), adversarial_weight=1e-3)
+
+    Reference:
+    - [Baydar et al., Cross-Domain Segmentation with Adversarial Loss and Covariate Shift for Biomedical
+      Imaging](https://arxiv.org/abs/2006.04390)
+    """
+
+    def __init__(self, generator, discriminator=None, class_names=None, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        num_classes = generator.output_shape[-1]
+        self.class_names = list(class_names) if class_names else [f"class{i}" for i in range(num_classes)]
+        self.adversarial_weight = 0.0
+        self.seg_loss_tracker = keras.metrics.Mean(name="seg_loss")
+        self.g_adv_loss_tracker = keras.metrics.Mean(name="g_adv_loss")
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.dice_metric = DiceScore(num_classes, class_names=self.class_names, name="dice")
+        self.build(generator.input_shape)
+
+    def build(self, input_shape):
+        if self.discriminator is not None and not self.discriminator.built:
+            self.discriminator.build((tuple(input_shape), tuple(self.generator.output_shape)))
+        self.built = True
+
+    def call(self, inputs, training=None):
+        return self.generator(inputs, training=training)
+
+    def compile(self, g_optimizer=None, d_optimizer=None, adversarial_weight=1e-3, **kwargs):
+        if adversarial_weight < 0:
+            raise ValueError(f"`adversarial_weight` must be >= 0. Received: adversarial_weight={adversarial_weight}")
+        g_optimizer = g_optimizer if g_optimizer is not None else keras.optimizers.Adam(1e-3)
+        # Keras tracks (and, under mixed_float16, loss-scales) `optimizer`: that is the generator's.
+        super().compile(optimizer=g_optimizer, **kwargs)
+        self.adversarial_weight = float(adversarial_weight)
+        if self.uses_discriminator:
+            d_optimizer = d_optimizer if d_optimizer is not None else keras.optimizers.Adam(1e-3)
+            if self.dtype_policy.name == "mixed_float16" and not isinstance(
+                d_optimizer, keras.optimizers.LossScaleOptimizer
+            ):
+                d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale_optimizer")
+        self.d_optimizer = d_optimizer if self.uses_discriminator else None
+
+    @property
+    def g_optimizer(self):
+        return self.optimizer
+
+    @property
+    def uses_discriminator(self):
+        return self.discriminator is not None and self.adversarial_weight > 0
+
+    @property
+    def metrics(self):
+        trackers = [self.seg_loss_tracker]
+        if self.uses_discriminator:
+            trackers += [self.g_adv_loss_tracker, self.d_loss_tracker]
+        return trackers + [self.dice_metric]
+
+    def _metric_results(self, metrics=None):
+        results = {}
+        for metric in self.metrics if metrics is None else metrics:
+            value = metric.result()
+            results.update(value if isinstance(value, dict) else {metric.name: value})
+        return results
+
+    def get_metrics_result(self):
+        # Evaluation never updates the adversarial trackers; leaving them out keeps `evaluate()` and the
+        # `val_*` logs to what was measured (and lets Keras return plain floats).
+        measured = [
+            m for m in self.metrics if not (isinstance(m, keras.metrics.Mean) and float(m.count.numpy()) == 0)
+        ]
+        return {name: float(value) for name, value in self._metric_results(measured).items()}
+
+    @staticmethod
+    def _batch_sizes(x):
+        local = ops.cast(ops.shape(x)[0], "float32")
+        return local, local * tf.distribute.get_strategy().num_replicas_in_sync
+
+    def train_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        local_batch, global_batch = self._batch_sizes(x)
+        with tf.GradientTape() as g_tape:
+            y_pred = self.generator(x, training=True)
+            seg_per_example = _weighted(losses.segmentation_cross_entropy(y, y_pred), sample_weight)
+            g_loss = ops.sum(seg_per_example) / global_batch
+            if self.uses_discriminator:
+                with g_tape.stop_recording():
+                    d_loss_sum = self._discriminator_update(x, y, ops.stop_gradient(y_pred), global_batch)
+                fake_logits = self.discriminator((x, y_pred), training=True)
+                adv_per_example = losses.generator_adversarial_loss(fake_logits)
+                g_loss = g_loss + self.adversarial_weight * ops.sum(adv_per_example) / global_batch
+            if self.generator.losses:
+                g_loss = g_loss + ops.sum(self.generator.losses) / tf.distribute.get_strategy().num_replicas_in_sync
+            scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
+        g_grads = g_tape.gradient(scaled_g_loss, self.generator.trainable_weights)
+        self.g_optimizer.apply(g_grads, self.generator.trainable_weights)
+
+        # Trackers take the local mean weighted by the local batch; replicas' sums are then combined.
+        self.seg_loss_tracker.update_state(ops.sum(seg_per_example) / local_batch, sample_weight=local_batch)
+        if self.uses_discriminator:
+            self.d_loss_tracker.update_state(d_loss_sum / local_batch, sample_weight=local_batch)
+            self.g_adv_loss_tracker.update_state(ops.mean(adv_per_example), sample_weight=local_batch)
+        self.dice_metric.update_state(y, y_pred)
+        return self._metric_results()
+
+    def _discriminator_update(self, x, y, y_fake, global_batch):
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator((x, y), training=True)
+            fake_logits = self.discriminator((x, y_fake), training=True)
+            d_per_example = losses.discriminator_loss(real_logits, fake_logits)
+            d_loss = ops.sum(d_per_example) / global_batch
+            scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
+        d_grads = tape.gradient(scaled_d_loss, self.discriminator.trainable_weights)
+        self.d_optimizer.apply(d_grads, self.discriminator.trainable_weights)
+        return ops.sum(d_per_example)
+
+    def test_step(self, data):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        local_batch, _ = self._batch_sizes(x)
+        y_pred = self.generator(x, training=False)
+        seg_per_example = _weighted(losses.segmentation_cross_entropy(y, y_pred), sample_weight)
+        self.seg_loss_tracker.update_state(ops.sum(seg_per_example) / local_batch, sample_weight=local_batch)
+        self.dice_metric.update_state(y, y_pred)
+        return self._metric_results([self.seg_loss_tracker, self.dice_metric])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": (
+                    keras.saving.serialize_keras_object(self.discriminator) if self.discriminator is not None else None
+                ),
+                "class_names": self.class_names,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
+        if config.get("discriminator") is not None:
+            config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
+        return cls(**config)
+
+    def get_compile_config(self):
+        if self.optimizer is None:
+            return None
+        return {
+            "g_optimizer": keras.saving.serialize_keras_object(_unwrap(self.g_optimizer)),
+            "d_optimizer": keras.saving.serialize_keras_object(_unwrap(self.d_optimizer)) if self.d_optimizer else None,
+            "adversarial_weight": self.adversarial_weight,
+        }
+
+    def compile_from_config(self, config):
+        g_optimizer = keras.saving.deserialize_keras_object(config["g_optimizer"])
+        d_optimizer = config.get("d_optimizer")
+        d_optimizer = keras.saving.deserialize_keras_object(d_optimizer) if d_optimizer else None
+        self.compile(g_optimizer, d_optimizer, adversarial_weight=config["adversarial_weight"])
+        # Build the optimizer slots now so saved optimizer state can be restored into them.
+        self.g_optimizer.build(self.generator.trainable_variables)
+        if self.d_optimizer is not None:
+            self.d_optimizer.build(self.discriminator.trainable_variables)
+
+
+def _weighted(per_example, sample_weight):
+    if sample_weight is None:
+        return per_example
+    return per_example * ops.reshape(ops.cast(sample_weight, per_example.dtype), (-1,))
+
+
+def _unwrap(optimizer):
+    # Loss scaling is re-applied by `compile` from the dtype policy; save the inner optimizer.
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        return optimizer.inner_optimizer
+    return optimizer
