@@ -166,11 +166,11 @@ def _parse_entries(raw, split, root, json_path, default_modality, need_label):
             entry = {"image": entry}
         if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
             raise InputError(where, "entry must be a path string or an object with an 'image' path")
+        case_id = case_name(entry["image"])
+        where = f"{where} ({case_id})"
         label_ref = entry.get("label")
         if need_label and not isinstance(label_ref, str):
             raise InputError(where, "training entry has no 'label' path")
-        case_id = case_name(entry["image"])
-        where = f"{where} ({case_id})"
         image = _existing(root, entry["image"], where, "image")
         label = _existing(root, label_ref, where, "label") if isinstance(label_ref, str) else None
         modality = entry.get("modality", default_modality)
