@@ -1,0 +1,281 @@
+"""tf.data input pipelines over a `VolumeCache`: infinite shuffled training batches and ordered evaluation batches.
+
+Training batches are drawn, not iterated: step `n` seeds a numpy generator with `(seed, n)`, which picks
+`batch_size` (case, slice) pairs over all cases and modalities (with replacement, by per-slice weight) and the
+augmentation parameters. So a seed fixes every batch, however many map workers run, and nothing but the
+current batch's slices is read from the memory-mapped cache: datasets larger than memory stream.
+
+    step --numpy: sample + read 2T+1 slices (mmap)-- --TF: rotate/scale, gamma/contrast-- --one-hot-- batch
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_cdseg.data.cache import preparation_settings
+from keras_cdseg.errors import InputError
+
+
+@dataclasses.dataclass(frozen=True)
+class Augmentation:
+    """Random, anatomy-preserving augmentation ranges (uniform; gamma log-uniform). No flips: livers are on the right.
+
+    Args:
+        rotation_deg: float. Rotation in [-rotation_deg, rotation_deg] about the slice centre. Defaults to 10.
+        scale_range: (float, float). Zoom factor range. Defaults to (0.9, 1.1).
+        gamma_range: (float, float). Intensity gamma `x ** gamma` range. Defaults to (0.7, 1.5).
+        contrast_range: (float, float). Multiplier range applied after gamma. Defaults to (0.9, 1.1).
+        brightness_range: (float, float). Offset range added last. Defaults to (-0.1, 0.1).
+    """
+
+    rotation_deg: float = 10.0
+    scale_range: tuple = (0.9, 1.1)
+    gamma_range: tuple = (0.7, 1.5)
+    contrast_range: tuple = (0.9, 1.1)
+    brightness_range: tuple = (-0.1, 0.1)
+
+    def sample(self, rng, num_samples):
+        """float32 `[num_samples, 5]`: angle (rad), scale, gamma, contrast, brightness."""
+        angle = np.deg2rad(rng.uniform(-self.rotation_deg, self.rotation_deg, num_samples))
+        scale = rng.uniform(*self.scale_range, num_samples)
+        gamma = np.exp(rng.uniform(*np.log(self.gamma_range), num_samples))
+        contrast = rng.uniform(*self.contrast_range, num_samples)
+        brightness = rng.uniform(*self.brightness_range, num_samples)
+        return np.stack([angle, scale, gamma, contrast, brightness], axis=1).astype(np.float32)
+
+
+NO_AUGMENTATION_PARAMS = (0.0, 1.0, 1.0, 1.0, 0.0)
+
+
+def split_cases(cases, val_fraction, seed):
+    """Splits cases (never slices) into training and validation, stratified by modality.
+
+    Args:
+        cases: sequence of `Case` or `CacheEntry` (anything with `.modality`; plain ids count as one group).
+        val_fraction: float in [0, 1). Fraction of each modality's cases held out (rounded).
+        seed: int.
+
+    Returns:
+        (train, val) tuples in input order. Each modality with >= 2 cases gives at least one validation
+        case when `val_fraction > 0` and keeps at least one training case; a modality with one case trains.
+    """
+    if not 0 <= val_fraction < 1:
+        raise InputError("val_fraction", f"must be in [0, 1). Received: {val_fraction}")
+    groups = {}
+    for position, case in enumerate(cases):
+        groups.setdefault(str(getattr(case, "modality", None)), []).append(position)
+    rng = np.random.default_rng(seed)
+    held_out = set()
+    for modality in sorted(groups):
+        positions = groups[modality]
+        num_val = int(len(positions) * val_fraction + 0.5)  # half up, not banker's rounding
+        if val_fraction > 0 and len(positions) >= 2:
+            num_val = min(max(num_val, 1), len(positions) - 1)
+        held_out.update(rng.permutation(positions)[:num_val].tolist())
+    train = tuple(case for i, case in enumerate(cases) if i not in held_out)
+    val = tuple(case for i, case in enumerate(cases) if i in held_out)
+    return train, val
+
+
+def make_training_dataset(
+    cache,
+    cases,
+    config=None,
+    batch_size=6,
+    seed=0,
+    augment=True,
+    num_classes=None,
+    foreground_weight=1.0,
+    balance_modalities=False,
+):
+    """Infinite batches `(x [B, H, W, 2T+1] float32, y [B, H, W, C] float32 one-hot)` for training.
+
+    Args:
+        cache: `VolumeCache`.
+        cases: sequence of case ids, `Case`s or `CacheEntry`s; all must be cached with labels.
+        config: `DataConfig` or None (the cache's). Its preparation fields must match the cache's; its
+            `context` (T) sets the number of channels.
+        batch_size: int. Defaults to 6 (the paper's).
+        seed: int. Same seed, same batches. Defaults to 0.
+        augment: bool or `Augmentation`. True uses `Augmentation()`. Defaults to True.
+        num_classes: int or None (the cache's `max(labels) + 1`).
+        foreground_weight: float. Sampling weight of slices with foreground relative to slices without:
+            1 samples every slice equally, 4 shows foreground slices 4× as often. Defaults to 1.
+        balance_modalities: bool. Give every modality the same total sampling weight (otherwise every
+            slice counts alike, so the modality with more slices dominates). Defaults to False.
+    """
+    config, case_ids, num_classes = _check_inputs(cache, cases, config, num_classes, need_labels=True)
+    augmentation = Augmentation() if augment is True else (augment or None)
+    slots_case, slots_slice, weights = _sampling_table(cache, case_ids, foreground_weight, balance_modalities)
+    cumulative = np.cumsum(weights)
+    reader = _SliceReader(cache, case_ids, config.context)
+
+    def load(step):
+        rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step)])
+        slots = np.minimum(np.searchsorted(cumulative, rng.random(batch_size) * cumulative[-1], side="right"), len(weights) - 1)
+        image, label = reader.read(slots_case[slots], slots_slice[slots])
+        params = augmentation.sample(rng, batch_size) if augmentation else np.tile(NO_AUGMENTATION_PARAMS, (batch_size, 1))
+        return image, label, params.astype(np.float32)
+
+    dataset = tf.data.Dataset.counter().map(
+        lambda step: _numpy_batch(load, [step], batch_size, config, with_params=True),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if augmentation:
+        dataset = dataset.map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    dataset = dataset.map(lambda x, y, *_: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes, dtype=tf.float32)))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def make_eval_dataset(cache, cases, config=None, batch_size=6, num_classes=None, with_labels=True):
+    """Finite, ordered batches of every slice of `cases` (case order as given, slices ascending).
+
+    Yields `(x, y_onehot)` when `with_labels` (every case needs a label map), else `x` alone. The last batch
+    may be smaller. `eval_slice_order(cache, cases)` lists the (case_id, slice) of each row.
+    """
+    config, case_ids, num_classes = _check_inputs(cache, cases, config, num_classes, need_labels=with_labels)
+    order = eval_slice_order(cache, case_ids)
+    index_of = {case_id: i for i, case_id in enumerate(case_ids)}
+    slots = np.array([[index_of[c], s] for c, s in order], dtype=np.int64).reshape(-1, 2)
+    reader = _SliceReader(cache, case_ids, config.context)
+
+    def load(case_indices, slice_indices):
+        image, label = reader.read(case_indices, slice_indices, with_labels=with_labels)
+        return image, label, np.zeros((len(case_indices), 5), np.float32)
+
+    dataset = tf.data.Dataset.from_tensor_slices((slots[:, 0], slots[:, 1])).batch(batch_size)
+    dataset = dataset.map(
+        lambda c, s: _numpy_batch(load, [c, s], None, config, with_params=False),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if with_labels:
+        dataset = dataset.map(lambda x, y: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes, dtype=tf.float32)))
+    else:
+        dataset = dataset.map(lambda x, y: x)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_slice_order(cache, cases):
+    """(case_id, slice index) of each row `make_eval_dataset` yields, in order."""
+    return [(case_id, s) for case_id in _case_ids(cases) for s in range(cache.entry(case_id).num_slices)]
+
+
+def _case_ids(cases):
+    return tuple(c if isinstance(c, str) else c.case_id for c in cases)
+
+
+def _check_inputs(cache, cases, config, num_classes, need_labels):
+    config = config or cache.config
+    if preparation_settings(config) != preparation_settings(cache.config):
+        raise InputError(
+            cache.cache_dir,
+            f"cache was prepared with {preparation_settings(cache.config)}, not {preparation_settings(config)}; rebuild it",
+        )
+    case_ids = _case_ids(cases)
+    if not case_ids:
+        raise InputError(cache.cache_dir, "no cases selected")
+    for case_id in case_ids:
+        if need_labels and cache.entry(case_id).label_file is None:
+            raise InputError(cache.cache_dir, f"case '{case_id}' has no label map")
+    num_classes = num_classes or cache.num_classes
+    if max(cache.labels.values()) >= num_classes:
+        raise InputError(cache.cache_dir, f"labels {cache.labels} do not fit num_classes={num_classes}")
+    return config, case_ids, num_classes
+
+
+def _sampling_table(cache, case_ids, foreground_weight, balance_modalities):
+    if not foreground_weight > 0:
+        raise InputError("foreground_weight", f"must be > 0. Received: {foreground_weight}")
+    slots_case, slots_slice, weights, modalities = [], [], [], []
+    for i, case_id in enumerate(case_ids):
+        entry = cache.entry(case_id)
+        has_foreground = np.asarray(entry.foreground_pixels) > 0
+        slots_case.append(np.full(entry.num_slices, i))
+        slots_slice.append(np.arange(entry.num_slices))
+        weights.append(np.where(has_foreground, float(foreground_weight), 1.0))
+        modalities.append(np.full(entry.num_slices, str(entry.modality)))
+    weights, modalities = np.concatenate(weights), np.concatenate(modalities)
+    if balance_modalities:
+        for modality in np.unique(modalities):
+            weights[modalities == modality] /= weights[modalities == modality].sum()
+    return np.concatenate(slots_case), np.concatenate(slots_slice), weights
+
+
+class _SliceReader:
+    """Copies 2T+1-slice stacks (edges replicated) and label slices out of the memory-mapped cache."""
+
+    def __init__(self, cache, case_ids, context):
+        self.cache, self.case_ids, self.context = cache, case_ids, context
+        self.offsets = np.arange(-context, context + 1)
+        size = cache.config.image_size
+        self.slice_shape = (size, size)
+
+    def read(self, case_indices, slice_indices, with_labels=True):
+        num = len(case_indices)
+        image = np.empty((num, len(self.offsets), *self.slice_shape), np.float32)
+        label = np.zeros((num, *self.slice_shape), np.uint8)
+        for row, (c, s) in enumerate(zip(case_indices, slice_indices)):
+            volume = self.cache.image(self.case_ids[c])
+            neighbours = np.clip(s + self.offsets, 0, volume.shape[0] - 1)
+            # Neighbours are contiguous in the file: one slab read, then replicated edges by index.
+            first, last = neighbours[0], neighbours[-1]
+            slab = volume[first : last + 1]
+            image[row] = slab if len(slab) == len(neighbours) else slab[neighbours - first]
+            if with_labels:
+                label[row] = self.cache.label(self.case_ids[c])[s]
+        return image, label
+
+
+def _numpy_batch(load, inputs, batch_size, config, with_params):
+    image, label, params = tf.numpy_function(load, inputs, [tf.float32, tf.uint8, tf.float32], stateful=False)
+    size = config.image_size
+    # Channels last for the model; the cache stores slice-first so each slab read is one contiguous copy.
+    image = tf.ensure_shape(tf.transpose(image, [0, 2, 3, 1]), [batch_size, size, size, config.num_channels])
+    label = tf.ensure_shape(label, [batch_size, size, size])
+    params = tf.ensure_shape(params, [batch_size, 5])
+    return (image, label, params) if with_params else (image, label)
+
+
+def _augment(image, label, params):
+    angle, scale, gamma, contrast, brightness = tf.unstack(params, axis=1)
+    height, width = tf.shape(image)[1], tf.shape(image)[2]
+    transforms = _rotation_scale_transforms(angle, scale, tf.cast(height, tf.float32), tf.cast(width, tf.float32))
+
+    def warp(values, interpolation):
+        return tf.raw_ops.ImageProjectiveTransformV3(
+            images=values,
+            transforms=transforms,
+            output_shape=tf.stack([height, width]),
+            fill_value=0.0,
+            interpolation=interpolation,
+            fill_mode="CONSTANT",
+        )
+
+    image = warp(image, "BILINEAR")
+    label = warp(label[..., None], "NEAREST")[..., 0]
+    image = tf.clip_by_value(image, 0.0, 1.0) ** gamma[:, None, None, None]
+    image = image * contrast[:, None, None, None] + brightness[:, None, None, None]
+    return image, label, params
+
+
+def _rotation_scale_transforms(angle, scale, height, width):
+    # ImageProjectiveTransform maps output (col, row) to input: input = A (output - centre) + centre.
+    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
+    centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
+    zeros = tf.zeros_like(angle)
+    return tf.stack(
+        [
+            cos,
+            -sin,
+            centre_x - cos * centre_x + sin * centre_y,
+            sin,
+            cos,
+            centre_y - sin * centre_x - cos * centre_y,
+            zeros,
+            zeros,
+        ],
+        axis=1,
+    )
