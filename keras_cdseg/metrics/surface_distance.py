@@ -42,11 +42,27 @@ def compute_border(mask):
         so its distances stay finite and well defined.
     """
     mask = check_mask(mask, "mask")
-    structure = ndimage.generate_binary_structure(mask.ndim, 1)
-    border = mask ^ ndimage.binary_erosion(mask, structure=structure, border_value=1)
+    border = mask & ~_face_interior(mask, outside=True)
     if not border.any() and mask.any():
-        border = mask ^ ndimage.binary_erosion(mask, structure=structure, border_value=0)
+        border = mask & ~_face_interior(mask, outside=False)
     return border
+
+
+def _face_interior(mask, outside):
+    """Voxels whose 2 x ndim face neighbours are all in `mask`; neighbours outside the array count as
+    `outside`. Equal to `binary_erosion(mask, 6-connected element, border_value=outside)`, ~10x faster."""
+    interior = mask.copy()
+    for axis in range(mask.ndim):
+        lower = (slice(None),) * axis + (slice(None, -1),)
+        upper = (slice(None),) * axis + (slice(1, None),)
+        interior[upper] &= mask[lower]
+        interior[lower] &= mask[upper]
+        if not outside:
+            first = (slice(None),) * axis + (0,)
+            last = (slice(None),) * axis + (-1,)
+            interior[first] = False
+            interior[last] = False
+    return interior
 
 
 def union_bounding_box(mask_gt, mask_pred, margin=1):
@@ -122,9 +138,14 @@ def compute_surface_distances(mask_gt, mask_pred, spacing_mm, method="auto"):
             "distances_gt_to_pred_mm": _edt_distances(border_pred, border_gt, spacing_mm),
             "distances_pred_to_gt_mm": _edt_distances(border_gt, border_pred, spacing_mm),
         }
+    spacing = np.asarray(spacing_mm, dtype=np.float64)
+    points_gt = np.argwhere(border_gt) * spacing
+    points_pred = np.argwhere(border_pred) * spacing
+    # Voxels on both borders are at distance 0; for good predictions that is a large share of the queries.
+    on_both = (border_gt & border_pred)
     return {
-        "distances_gt_to_pred_mm": _kdtree_distances(border_pred, border_gt, spacing_mm),
-        "distances_pred_to_gt_mm": _kdtree_distances(border_gt, border_pred, spacing_mm),
+        "distances_gt_to_pred_mm": _kdtree_distances(points_pred, points_gt, ~on_both[border_gt]),
+        "distances_pred_to_gt_mm": _kdtree_distances(points_gt, points_pred, ~on_both[border_pred]),
     }
 
 
@@ -134,17 +155,11 @@ def _edt_distances(border_target, border_query, spacing_mm):
     return distance_map[border_query]
 
 
-def _kdtree_distances(border_target, border_query, spacing_mm):
-    distances = np.zeros(int(np.count_nonzero(border_query)), dtype=np.float64)
-    # Voxels on both borders are at distance 0; for good predictions that is a large share of the queries.
-    off_target = ~border_target[border_query]
-    if not off_target.any():
-        return distances
-    spacing = np.asarray(spacing_mm, dtype=np.float64)
-    target_points = np.argwhere(border_target) * spacing
-    query_points = np.argwhere(border_query)[off_target] * spacing
-    tree = cKDTree(target_points, leafsize=32, balanced_tree=False, compact_nodes=False)
-    distances[off_target] = tree.query(query_points, k=1)[0]
+def _kdtree_distances(target_points, query_points, needs_query):
+    distances = np.zeros(len(query_points), dtype=np.float64)
+    if needs_query.any():
+        tree = cKDTree(target_points, leafsize=32, balanced_tree=False, compact_nodes=False)
+        distances[needs_query] = tree.query(query_points[needs_query], k=1)[0]
     return distances
 
 
