@@ -46,8 +46,9 @@ def preprocess(src, dst, source_format, label_spec, sequences, modality, empty_l
             for problem in problems:
                 click.echo(f"FAIL  {case_id}: {problem}", err=True)
         elif not quiet:
-            shape = "x".join(str(n) for n in check.shape) if check and check.shape else "?"
-            click.echo(f"ok    {case_id}  {shape}")
+            shape = "x".join(str(n) for n in check.shape)
+            spacing = "x".join(f"{s:.3g}" for s in check.spacing_mm)
+            click.echo(f"ok    {case_id}  {shape} voxels of {spacing} mm")
         if check is not None:
             for warning in check.warnings:
                 click.echo(f"WARN  {case_id}: {warning}", err=True)

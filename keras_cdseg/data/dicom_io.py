@@ -123,7 +123,11 @@ def _check_single_series(headers, source):
         for h in headers[1:]:
             value = np.array(_floats(h, name))
             if value.shape != expected.shape or not np.allclose(value, expected, atol=tolerance):
-                raise InputError(source, f"mixed series: {name} differs between slices ({list(expected)} vs {list(value)})")
+                raise InputError(
+                    source,
+                    f"mixed series: {name} differs between slices ({_fmt(value)} in {Path(h.filename).name}, "
+                    f"{_fmt(expected)} in {Path(reference.filename).name})",
+                )
     sizes = {(int(h.Rows), int(h.Columns)) for h in headers}
     if len(sizes) > 1:
         raise InputError(source, f"mixed series: slices have different sizes (rows, columns) {sorted(sizes)}")
@@ -134,7 +138,7 @@ def _in_plane_geometry(header):
     x_dir, y_dir = orientation[:3], orientation[3:]
     norms = np.linalg.norm(x_dir), np.linalg.norm(y_dir)
     if min(norms) < 1e-3 or abs(float(x_dir @ y_dir)) > 1e-3 * norms[0] * norms[1]:
-        raise InputError(header.filename, f"invalid ImageOrientationPatient {list(orientation)}")
+        raise InputError(header.filename, f"invalid ImageOrientationPatient {_fmt(orientation)}")
     spacing_row_mm, spacing_col_mm = _floats(header, "PixelSpacing", 2)
     if min(spacing_row_mm, spacing_col_mm) <= 0:
         raise InputError(header.filename, f"invalid PixelSpacing {[spacing_row_mm, spacing_col_mm]}")
@@ -195,6 +199,10 @@ def _floats(header, name, count=None):
     if count is not None and len(values) != count:
         raise InputError(header.filename, f"DICOM tag {name} has {len(values)} values, expected {count}")
     return values
+
+
+def _fmt(values):
+    return "[" + ", ".join(f"{float(v):g}" for v in values) + "]"
 
 
 def _first_line(error):

@@ -94,7 +94,8 @@ def import_dataset(src, dst, source_format=None, label_spec=None, overwrite=Fals
         sequences: CHAOS sequences to import ("ct", "t1in", "t1out", "t2spir").
         modality: str or None. Modality of every nifti-pairs case (e.g. "CT"); MSD and CHAOS know theirs.
         name: str or None. Dataset name (default: the destination folder name).
-        on_case: callable(case_id, CaseCheck or None, problems) or None. Progress callback.
+        on_case: callable(case_id, CaseCheck or None, problems) or None. Called once per case, in source
+            order, after validation (the check is None when the case could not even be converted).
 
     Returns:
         An `ImportResult` (the loaded index, one `CaseCheck` per case, the `preprocess.json` report).
@@ -128,8 +129,9 @@ def import_dataset(src, dst, source_format=None, label_spec=None, overwrite=Fals
                 problems.setdefault(check.case_id, []).extend(check.problems)
             if check.warnings:
                 warnings.setdefault(check.case_id, []).extend(check.warnings)
-            if on_case is not None:
-                on_case(check.case_id, check, problems.get(check.case_id, []))
+        checks_by_id = {check.case_id: check for check in checks}
+        for case in cases if on_case is not None else ():
+            on_case(case.case_id, checks_by_id.get(case.case_id), problems.get(case.case_id, []))
         if problems:
             raise DatasetProblems(src, {c.case_id: problems[c.case_id] for c in cases if c.case_id in problems}, len(cases))
         report = _report(src, dst, source_format, label_spec, index, checks, cases, warnings)
@@ -173,8 +175,6 @@ def _convert_all(cases, tmp, lut, on_case):
             values, case_warnings = case.convert(image_out, label_out, lut)
         except InputError as e:
             problems[case.case_id] = [str(e)]
-            if on_case is not None:
-                on_case(case.case_id, None, problems[case.case_id])
             continue
         values_seen |= set(values)
         if case_warnings:
