@@ -99,7 +99,12 @@ def _read_header(path):
 
     try:
         header = pydicom.dcmread(str(path))
-    except (InvalidDicomError, EOFError, OSError, ValueError, TypeError) as e:
+    except InvalidDicomError:
+        # Some exporters omit the 128-byte preamble and file meta; accept those only if they parse into an image.
+        header = _read_without_preamble(path)
+        if header is None:
+            raise InputError(path, "not a readable DICOM file (no 'DICM' file header, and not a headerless DICOM image)") from None
+    except (EOFError, OSError, ValueError, TypeError) as e:
         raise InputError(path, f"not a readable DICOM file ({type(e).__name__}: {_first_line(e)})") from None
     for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
         if tag not in header:
@@ -108,6 +113,28 @@ def _read_header(path):
         raise InputError(path, "multi-frame DICOM is not supported (expected one file per slice)")
     if int(getattr(header, "SamplesPerPixel", 1)) != 1:
         raise InputError(path, "colour DICOM is not supported (SamplesPerPixel != 1)")
+    return header
+
+
+def _read_without_preamble(path):
+    import pydicom
+
+    try:
+        header = pydicom.dcmread(str(path), force=True)
+    except Exception:  # noqa: BLE001 - any failure means "not DICOM" here
+        return None
+    if "PixelData" not in header or "ImagePositionPatient" not in header:
+        return None
+    if "TransferSyntaxUID" not in getattr(header, "file_meta", {}):
+        # Without file meta the pixel decoder needs to be told the encoding the parser found.
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+        implicit, little = header.original_encoding
+        header.file_meta = FileMetaDataset()
+        header.file_meta.TransferSyntaxUID = (
+            ImplicitVRLittleEndian if implicit else ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+        )
     return header
 
 

@@ -190,7 +190,7 @@ def test_existing_destination_needs_overwrite(tmp_path):
     assert runner.invoke(cli, ["preprocess", str(src), str(tmp_path / "dst"), "--overwrite"]).exit_code == 0
 
 
-def test_installed_cdseg_imports_chaos_and_msd(tmp_path):
+def test_installed_cdseg_imports_chaos(tmp_path):
     write_chaos_case(tmp_path / "chaos", "CT", 1, num_slices=3)
     write_chaos_case(tmp_path / "chaos", "MR", 2, num_slices=3, sequences=("InPhase", "T2SPIR"))
     cdseg = shutil.which("cdseg") or pytest.skip("cdseg script not installed")

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from pydicom.filewriter import dcmwrite
 from test_import_builders import read_dicom, shuffled_order, write_dicom_slice, write_series
 
 from keras_cdseg.data.dicom_io import natural_sort_key, read_series
@@ -108,6 +109,20 @@ def test_non_dicom_file_names_the_file(tmp_path):
         read_series([bad])
     with pytest.raises(InputError, match="no DICOM files found"):
         read_series([], source="empty")
+
+
+def test_files_without_preamble_and_file_meta_are_read(tmp_path):
+    stored = _stored(3, 4, 5)
+    paths = write_series(tmp_path, stored)
+    for path in paths:
+        ds = read_dicom(path)
+        del ds.file_meta
+        ds.preamble = None
+        with open(path, "wb") as f:
+            dcmwrite(f, ds, enforce_file_format=False, implicit_vr=True, little_endian=True)
+    assert path.read_bytes()[128:132] != b"DICM"
+    series = read_series(paths)
+    np.testing.assert_array_equal(series.data, np.transpose(stored, (2, 1, 0)).astype(np.int32) - 1024)
 
 
 def test_natural_sort_orders_numbers_numerically():
