@@ -130,6 +130,11 @@ class VolumeCache:
         """Prepared label map `[num_slices, H, W]` uint8, memory-mapped read-only; None if unlabelled."""
         return self._arrays(case_id)[1]
 
+    def close(self):
+        """Unmaps every open case (they are re-mapped on the next read)."""
+        with self._lock:
+            self._open.clear()
+
     def _arrays(self, case_id):
         with self._lock:
             arrays = self._open.get(case_id)
