@@ -27,8 +27,8 @@ class DicomSeries:
     """A stacked DICOM series.
 
     Args:
-        data: np.ndarray. (columns, rows, num_slices) after RescaleSlope/Intercept; int16 when the values
-            are integers that fit (CT in HU), float32 otherwise.
+        data: np.ndarray. (columns, rows, num_slices) after RescaleSlope/Intercept; int16 when slopes and
+            intercepts are integers and the values fit (CT in HU), float32 otherwise.
         affine: np.ndarray. 4×4 voxel → RAS mm.
         order: tuple[int, ...]. `order[k]` is the index (in the `paths` given to `read_series`) of slice k,
             so callers can put per-file companions (e.g. ground-truth PNGs) into the same order.
@@ -82,9 +82,9 @@ def read_series(paths, source=None):
     affine_lps[:3, 1] = y_dir * spacing_row_mm
     affine_lps[:3, 2] = step
     affine_lps[:3, 3] = positions[0]
-    data = np.stack([_pixels(headers[i], paths[i]).T for i in order], axis=-1)
+    data = _stack_rescaled([headers[i] for i in order], [paths[i] for i in order])
     return DicomSeries(
-        data=_compact(data),
+        data=data,
         affine=LPS_TO_RAS @ affine_lps,
         order=tuple(int(i) for i in order),
         modality=getattr(headers[0], "Modality", None) or None,
@@ -196,6 +196,23 @@ def _slice_step(positions, normal, reference, source):
     return step
 
 
+def _stack_rescaled(headers, paths):
+    """(columns, rows, slices) after RescaleSlope/Intercept: int16 when every slope and intercept is an
+    integer and the values fit (CT in HU), float32 otherwise."""
+    rescale = [
+        (float(getattr(h, "RescaleSlope", 1) or 1), float(getattr(h, "RescaleIntercept", 0) or 0)) for h in headers
+    ]
+    integral = all(slope.is_integer() and intercept.is_integer() for slope, intercept in rescale)
+    work_dtype = np.int32 if integral else np.float32
+    data = np.empty((int(headers[0].Columns), int(headers[0].Rows), len(headers)), dtype=work_dtype)
+    for k, (header, path, (slope, intercept)) in enumerate(zip(headers, paths, rescale)):
+        pixels = _pixels(header, path).astype(work_dtype)
+        data[:, :, k] = (pixels * work_dtype(slope) + work_dtype(intercept)).T
+    if integral and data.min() >= np.iinfo(np.int16).min and data.max() <= np.iinfo(np.int16).max:
+        return data.astype(np.int16)
+    return data.astype(np.float32, copy=False)
+
+
 def _pixels(header, path):
     # MONOCHROME1 (inverted grey scale) is a radiography convention, not seen in CT/MR series.
     if getattr(header, "PhotometricInterpretation", "MONOCHROME2") != "MONOCHROME2":
@@ -206,16 +223,7 @@ def _pixels(header, path):
         raise InputError(path, f"cannot decode pixel data ({type(e).__name__}: {_first_line(e)})") from None
     if pixels.shape != (int(header.Rows), int(header.Columns)):
         raise InputError(path, f"pixel data shape {pixels.shape} does not match Rows x Columns")
-    slope = float(getattr(header, "RescaleSlope", 1) or 1)
-    intercept = float(getattr(header, "RescaleIntercept", 0) or 0)
-    return pixels.astype(np.float64) * slope + intercept
-
-
-def _compact(data):
-    if np.all(np.isfinite(data)) and np.array_equal(data, np.round(data)):
-        if data.min() >= np.iinfo(np.int16).min and data.max() <= np.iinfo(np.int16).max:
-            return data.astype(np.int16)
-    return data.astype(np.float32)
+    return pixels
 
 
 def _floats(header, name, count=None):
