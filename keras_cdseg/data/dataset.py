@@ -294,8 +294,9 @@ def validate_case(case, labels, empty_labels="warn", atol_mm=1e-3):
             problems.append(f"label {case.label.name}: {e.problem}")
     label_voxels = {}
     if label is not None:
-        values, counts = np.unique(label.data, return_counts=True)
-        label_voxels = {int(v): int(c) for v, c in zip(values, counts)}
+        # load_label returns uint8; bincount is an order of magnitude faster than unique on big volumes.
+        counts = np.bincount(label.data.ravel(), minlength=256)
+        label_voxels = {int(v): int(counts[v]) for v in np.flatnonzero(counts)}
         undeclared = sorted(set(label_voxels) - set(labels.values()))
         if undeclared:
             problems.append(f"label {case.label.name}: values {undeclared} are not declared in labels {labels}")
