@@ -1,0 +1,24 @@
+"""Evaluation of segmentations: per-case metrics, per-class/per-modality summaries, report files.
+
+- `evaluate_cases(pairs, labels, ...)`: metrics of in-memory `CasePair`s (used by file- and model-based runs).
+- `run_evaluation(pairs, labels, out_dir, ...)`: the same plus `report.json`, `per_case.csv`, `report.md`,
+  `overlays/`, written atomically.
+- `files`: pairing prediction and reference NIfTI folders for `cdseg evaluate --pred --ref`.
+"""
+
+from keras_cdseg.evaluation.aggregate import describe, summarize
+from keras_cdseg.evaluation.cases import CasePair, check_labels, evaluate_case, evaluate_cases
+from keras_cdseg.evaluation.report import build_report, run_evaluation, to_json_safe, write_report_files
+
+__all__ = [
+    "CasePair",
+    "build_report",
+    "check_labels",
+    "describe",
+    "evaluate_case",
+    "evaluate_cases",
+    "run_evaluation",
+    "summarize",
+    "to_json_safe",
+    "write_report_files",
+]
