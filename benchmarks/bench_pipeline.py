@@ -112,10 +112,13 @@ def build_benchmark_cache(workdir, config, num_cases, num_slices, results):
     cases = []
     for i in range(num_cases):
         modality = "CT" if i % 2 == 0 else "MR"
-        shape, spacing = ((512, 512, num_slices), (0.7, 0.7, 2.5)) if modality == "CT" else ((256, 256, num_slices), (1.6, 1.6, 6.0))
+        if modality == "CT":
+            shape, spacing = (512, 512, num_slices), (0.7, 0.7, 2.5)
+        else:
+            shape, spacing = (256, 256, num_slices), (1.6, 1.6, 6.0)
         image, label, affine = synthetic_volume(shape, spacing, rng, modality)
-        case = Case(f"{modality.lower()}_{i:03d}", root / "imagesTr" / f"{modality.lower()}_{i:03d}.nii.gz", None, modality)
-        case = Case(case.case_id, case.image, root / "labelsTr" / case.image.name, modality)
+        case_id = f"{modality.lower()}_{i:03d}"
+        case = Case(case_id, root / "imagesTr" / f"{case_id}.nii.gz", root / "labelsTr" / f"{case_id}.nii.gz", modality)
         if not case.image.exists():
             save_array(image, affine, case.image)
             save_array(label, affine, case.label)
@@ -197,7 +200,8 @@ def time_training_step(config, batch_size, num_steps, preset, num_classes):
     for _ in range(num_steps):
         model.train_on_batch(x, y)
     rate = num_steps * batch_size / (time.perf_counter() - started)
-    return round(rate, 2), f"measured: CrossDomainModel(build_segmenter(preset={preset!r}), build_discriminator()), CAN step"
+    source = f"measured: CrossDomainModel(build_segmenter(preset={preset!r}), build_discriminator()), CAN step"
+    return round(rate, 2), source
 
 
 if __name__ == "__main__":

@@ -296,7 +296,9 @@ def _remove_stale(cache_dir, case_id, key):
     # Files of the same case under an older key (edited source or another config) are dead weight.
     for suffix in (".image.npy", ".label.npy", ".entry.json"):
         for path in cache_dir.glob(f"{_glob_escape(case_id)}.*{suffix}"):
-            if path.name != f"{case_id}.{key}{suffix}" and path.name[len(case_id) + 1 :].count(".") == suffix.count("."):
+            # "<case_id>.<key><suffix>" exactly: another case whose id starts with "<case_id>." has more dots.
+            same_case = path.name[len(case_id) + 1 :].count(".") == suffix.count(".")
+            if same_case and path.name != f"{case_id}.{key}{suffix}":
                 path.unlink(missing_ok=True)
 
 

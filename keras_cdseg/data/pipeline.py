@@ -113,9 +113,13 @@ def make_training_dataset(
 
     def load(step):
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step)])
-        slots = np.minimum(np.searchsorted(cumulative, rng.random(batch_size) * cumulative[-1], side="right"), len(weights) - 1)
+        slots = np.searchsorted(cumulative, rng.random(batch_size) * cumulative[-1], side="right")
+        slots = np.minimum(slots, len(weights) - 1)
         image, label = reader.read(slots_case[slots], slots_slice[slots])
-        params = augmentation.sample(rng, batch_size) if augmentation else np.tile(NO_AUGMENTATION_PARAMS, (batch_size, 1))
+        if augmentation:
+            params = augmentation.sample(rng, batch_size)
+        else:
+            params = np.tile(NO_AUGMENTATION_PARAMS, (batch_size, 1))
         return image, label, params.astype(np.float32)
 
     dataset = tf.data.Dataset.counter().map(
@@ -169,11 +173,9 @@ def _case_ids(cases):
 
 def _check_inputs(cache, cases, config, num_classes, need_labels):
     config = config or cache.config
-    if preparation_settings(config) != preparation_settings(cache.config):
-        raise InputError(
-            cache.cache_dir,
-            f"cache was prepared with {preparation_settings(cache.config)}, not {preparation_settings(config)}; rebuild it",
-        )
+    cached, wanted = preparation_settings(cache.config), preparation_settings(config)
+    if cached != wanted:
+        raise InputError(cache.cache_dir, f"cache was prepared with {cached}, not {wanted}; rebuild it")
     case_ids = _case_ids(cases)
     if not case_ids:
         raise InputError(cache.cache_dir, "no cases selected")

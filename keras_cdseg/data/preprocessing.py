@@ -259,7 +259,8 @@ def context_stack(volume, indices, context):
     num_slices = volume.shape[0]
     offsets = np.arange(-context, context + 1)
     neighbours = np.clip(np.asarray(indices)[:, None] + offsets[None, :], 0, num_slices - 1)
-    return np.moveaxis(np.asarray(volume[neighbours.ravel()]).reshape(len(neighbours), 2 * context + 1, *volume.shape[1:]), 1, -1)
+    stacks = np.asarray(volume[neighbours.ravel()]).reshape(len(neighbours), len(offsets), *volume.shape[1:])
+    return np.moveaxis(stacks, 1, -1)
 
 
 def _check_prepared_shape(shape, geometry):

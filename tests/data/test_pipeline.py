@@ -1,6 +1,5 @@
 """Volume cache and tf.data pipelines: streaming reads, determinism, one-hot targets, augmentation, splits."""
 
-import json
 import os
 
 import numpy as np
@@ -9,7 +8,7 @@ import pytest
 from keras_cdseg.config import DataConfig
 from keras_cdseg.data.cache import MANIFEST, VolumeCache, build_cache
 from keras_cdseg.data.dataset import Case, load_dataset, write_dataset_json
-from keras_cdseg.data.nifti_io import Volume, load_image, load_label, save_array
+from keras_cdseg.data.nifti_io import load_image, load_label, save_array
 from keras_cdseg.data.preprocessing import context_stack, prepare_volume
 from keras_cdseg.errors import InputError
 
@@ -165,7 +164,9 @@ def test_augmentation_keeps_anatomy_sides(cache):
 
 def test_foreground_weight_shifts_slice_sampling(cache):
     def foreground_fraction(weight):
-        dataset = make_training_dataset(cache, cache.case_ids, CONFIG, batch_size=32, seed=0, augment=False, foreground_weight=weight)
+        dataset = make_training_dataset(
+            cache, cache.case_ids, CONFIG, batch_size=32, seed=0, augment=False, foreground_weight=weight
+        )
         y = np.concatenate([y for _, y in _batches(dataset, 4)])
         return np.mean(y[..., 1].reshape(len(y), -1).max(axis=1) > 0)
 
@@ -189,14 +190,16 @@ def test_eval_dataset_is_ordered_and_finite(cache):
     for row, (case_id, s) in enumerate(order):
         np.testing.assert_array_equal(x[row], context_stack(cache.image(case_id), np.array([s]), 1)[0])
         np.testing.assert_array_equal(y[row].argmax(-1), cache.label(case_id)[s])
-    images_only = [b.numpy() for b in make_eval_dataset(cache, cases, DataConfig(image_size=32, context=0), 9, with_labels=False)]
+    no_context = DataConfig(image_size=32, context=0)
+    images_only = [b.numpy() for b in make_eval_dataset(cache, cases, no_context, 9, with_labels=False)]
     assert [b.shape for b in images_only] == [(9, 32, 32, 1)]
     with pytest.raises(InputError, match="prepared with"):
         make_eval_dataset(cache, cases, DataConfig(image_size=64))
 
 
 def test_split_cases_by_case_and_stratified_by_modality():
-    cases = [Case(f"ct_{i}", None, None, "CT") for i in range(10)] + [Case(f"mr_{i}", None, None, "MR") for i in range(4)]
+    cases = [Case(f"ct_{i}", None, None, "CT") for i in range(10)]
+    cases += [Case(f"mr_{i}", None, None, "MR") for i in range(4)]
     train, val = split_cases(cases, 0.25, seed=0)
     assert set(train).isdisjoint(val) and len(train) + len(val) == len(cases)
     assert sorted(c.modality for c in val) == ["CT", "CT", "CT", "MR"]  # 2.5 rounds up to 3, 1 MR

@@ -189,7 +189,8 @@ def test_intensity_limits_percentiles_and_fallbacks():
     sparse = np.zeros((20, 20, 20), np.float32)
     sparse[0, 0, :3] = 7
     assert intensity_limits(sparse, (0.5, 99.5)) == (0.0, 7.0)
-    constant = prepare_volume(Volume(np.full((8, 8, 2), 5.0, np.float32), np.eye(4)), DataConfig(image_size=8, target_spacing_mm=1.0))
+    constant_volume = Volume(np.full((8, 8, 2), 5.0, np.float32), np.eye(4))
+    constant = prepare_volume(constant_volume, DataConfig(image_size=8, target_spacing_mm=1.0))
     assert np.all(constant.image == 0)
 
 
