@@ -51,7 +51,7 @@ def detect_format(src):
     """Returns "msd" if `src/dataset.json` exists, "chaos" for CHAOS CT/ or MR/ folders, "nifti-pairs" for pairs."""
     src = Path(src)
     if (src / dataset.DATASET_JSON).is_file():
-        return "msd"
+        return "nifti-pairs" if _is_nnunet_v2(src / dataset.DATASET_JSON) else "msd"
     if chaos.looks_like_chaos(src):
         return "chaos"
     if any((src / images).is_dir() for images, _, _ in PAIR_FOLDERS) or any(_label_base(p) for p in _nifti_files(src)):
@@ -61,11 +61,21 @@ def detect_format(src):
     )
 
 
+def _is_nnunet_v2(json_path):
+    # nnU-Net v2 raw data: dataset.json with "channel_names" and no case list; images are imagesTr/<case>_0000.nii.gz.
+    try:
+        meta = json.loads(json_path.read_text())
+    except (ValueError, OSError):
+        return False  # let the MSD reader report the malformed file
+    return isinstance(meta, dict) and "channel_names" in meta and "training" not in meta
+
+
 def discover_sources(source_format, src, sequences=chaos.DEFAULT_SEQUENCES, modality=None):
     """Lists the cases of `src` in the given format.
 
     Returns:
-        (source labels name -> value, or None when unknown (nifti-pairs); list of `SourceCase`).
+        (source labels name -> value, or None when unknown (nifti-pairs without an nnU-Net dataset.json);
+        list of `SourceCase`).
 
     Raises:
         InputError: a layout problem (missing dataset.json, a label map without image, no cases, ...).
@@ -79,7 +89,11 @@ def discover_sources(source_format, src, sequences=chaos.DEFAULT_SEQUENCES, moda
             for s in scans
         ]
         return dict(chaos.CHAOS_LABELS), _unique(cases, src)
-    return None, _unique(_discover_pairs(src, modality), src)
+    json_path = Path(src) / dataset.DATASET_JSON
+    source_labels = None
+    if json_path.is_file() and _is_nnunet_v2(json_path):
+        source_labels = dataset.parse_labels(json.loads(json_path.read_text()).get("labels"), json_path)
+    return source_labels, _unique(_discover_pairs(src, modality), src)
 
 
 def _discover_msd(src):
@@ -103,7 +117,7 @@ def _discover_pairs(src, modality):
     if folders:
         for image_dir, label_dir, split in folders:
             labels = {case_name(p): p for p in _nifti_files(label_dir)}
-            images = {case_name(p): p for p in _nifti_files(image_dir)}
+            images = _strip_channel_suffix({case_name(p): p for p in _nifti_files(image_dir)}, labels, image_dir)
             orphans = sorted(set(labels) - set(images))
             if orphans:
                 raise InputError(label_dir, f"label maps without an image in {image_dir.name}/: {orphans}")
@@ -122,6 +136,20 @@ def _discover_pairs(src, modality):
     if not images:
         raise InputError(src, "no NIfTI images found (expected images/ + labels/ or <case>.nii.gz + <case>_seg.nii.gz)")
     return [_nifti_case(c, "training" if c in labels else "test", modality, p, labels.get(c)) for c, p in images.items()]
+
+
+def _strip_channel_suffix(images, labels, image_dir):
+    """nnU-Net names images `<case>_0000` and labels `<case>`: drop the suffix, but only when every image has
+    one and no image name matches a label as it is (`case_0001` + `case_0001` stays as it is)."""
+    has_suffix = [len(n) > 5 and n[-5] == "_" and n[-4:].isdigit() for n in images]
+    if not images or not all(has_suffix) or set(images) & set(labels):
+        return images
+    channels = {name[-4:] for name in images}
+    if {name[:-5] for name in images} & set(labels):
+        if channels != {"0000"}:
+            raise InputError(image_dir, f"multi-channel images (channel suffixes {sorted(channels)}); only single-channel images are supported")
+        return {name[:-5]: path for name, path in images.items()}
+    return images
 
 
 def _nifti_files(folder):

@@ -78,6 +78,26 @@ def test_flat_seg_suffix_pairs(tmp_path):
         import_dataset(tmp_path / "src", tmp_path / "dst2")
 
 
+def test_nnunet_v2_raw_folder_is_read_as_pairs(tmp_path):
+    src = tmp_path / "Dataset003_Liver"
+    for i in range(2):
+        image, label = tiny_case(i)
+        write_nifti_pair(src / "imagesTr" / f"liver_{i:03d}_0000.nii.gz", src / "labelsTr" / f"liver_{i:03d}.nii.gz", image, label)
+    meta = {"channel_names": {"0": "CT"}, "labels": {"background": 0, "liver": 1}, "numTraining": 2, "file_ending": ".nii.gz"}
+    (src / "dataset.json").write_text(json.dumps(meta))
+    assert detect_format(src) == "nifti-pairs"
+    index = import_dataset(src, tmp_path / "dst", modality="CT").index
+    assert [c.case_id for c in index.training] == ["liver_000", "liver_001"]
+    assert index.labels == {"background": 0, "liver": 1}
+    same_names = tmp_path / "same"
+    image, label = tiny_case(0)
+    write_nifti_pair(same_names / "images" / "scan_0001.nii.gz", same_names / "labels" / "scan_0001.nii.gz", image, label)
+    assert [c.case_id for c in import_dataset(same_names, tmp_path / "dst3").index.training] == ["scan_0001"]
+    (src / "imagesTr" / "liver_000_0001.nii.gz").write_bytes((src / "imagesTr" / "liver_000_0000.nii.gz").read_bytes())
+    with pytest.raises(InputError, match=r"multi-channel images \(channel suffixes \['0000', '0001'\]\)"):
+        import_dataset(src, tmp_path / "dst2")
+
+
 def test_chaos_import_end_to_end(tmp_path):
     written = write_chaos_case(tmp_path / "src", "CT", 1, num_slices=4, seed=3)
     write_chaos_case(tmp_path / "src", "MR", 2, num_slices=3, seed=4)
