@@ -1,3 +1,5 @@
+import copy
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -78,6 +80,13 @@ class CrossDomainModel(keras.Model):
             ):
                 d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale_optimizer")
         self.d_optimizer = d_optimizer if self.uses_discriminator else None
+        # Build optimizer slots now, each for its own network and under the model's strategy. Left to Keras,
+        # the generator's optimizer would get slots for every model variable, and the discriminator's would
+        # be built lazily inside the replicated step, where replicas can disagree on its collectives.
+        with self.distribute_strategy.scope():
+            self.g_optimizer.build(self.generator.trainable_variables)
+            if self.d_optimizer is not None:
+                self.d_optimizer.build(self.discriminator.trainable_variables)
 
     @property
     def g_optimizer(self):
@@ -176,7 +185,8 @@ class CrossDomainModel(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        # Keras' deserializer consumes nested dicts; work on a copy so the caller's config survives.
+        config = copy.deepcopy(config)
         config["generator"] = keras.saving.deserialize_keras_object(config["generator"])
         if config.get("discriminator") is not None:
             config["discriminator"] = keras.saving.deserialize_keras_object(config["discriminator"])
@@ -196,10 +206,6 @@ class CrossDomainModel(keras.Model):
         d_optimizer = config.get("d_optimizer")
         d_optimizer = keras.saving.deserialize_keras_object(d_optimizer) if d_optimizer else None
         self.compile(g_optimizer, d_optimizer, adversarial_weight=config["adversarial_weight"])
-        # Build the optimizer slots now so saved optimizer state can be restored into them.
-        self.g_optimizer.build(self.generator.trainable_variables)
-        if self.d_optimizer is not None:
-            self.d_optimizer.build(self.discriminator.trainable_variables)
 
 
 def _weighted(per_example, sample_weight):
