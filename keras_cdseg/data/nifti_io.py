@@ -70,6 +70,7 @@ def _load(path):
     except (EOFError, zlib.error, gzip.BadGzipFile) as e:
         raise InputError(path, f"truncated or corrupt compressed NIfTI ({e})") from None
     except nib.filebasedimages.ImageFileError as e:
+        _raise_if_truncated_gzip(path)
         raise InputError(path, f"not a readable NIfTI file ({_first_line(e)})") from None
     except (OSError, ValueError) as e:
         raise InputError(path, f"cannot read NIfTI data ({_first_line(e)})") from None
@@ -83,6 +84,18 @@ def _load(path):
     if not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-9:
         raise InputError(path, "invalid (singular or non-finite) voxel-to-world affine")
     return Volume(data=data, affine=affine, header=img.header, path=path)
+
+
+def _raise_if_truncated_gzip(path):
+    # A .nii.gz cut inside its header fails nibabel's type sniffing; say what really happened.
+    if not path.name.endswith(".gz"):
+        return
+    try:
+        with gzip.open(path) as f:
+            while f.read(1 << 20):
+                pass
+    except (EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise InputError(path, f"truncated or corrupt compressed NIfTI ({e})") from None
 
 
 def _first_line(error):
