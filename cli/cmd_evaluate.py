@@ -9,7 +9,8 @@ from cdseg.errors import CdsegError, user_errors
 
 @click.command()
 @click.option("--pred", "pred_dir", type=click.Path(path_type=Path), help="Folder of predicted label maps (NIfTI).")
-@click.option("--ref", "ref_dir", type=click.Path(path_type=Path), help="Folder of reference label maps, same file names.")
+@click.option("--ref", "ref_dir", type=click.Path(path_type=Path),
+              help="Folder of reference label maps with the same file names.")
 @click.option(
     "--labels",
     "labels_text",

@@ -92,10 +92,14 @@ def check_headers(pairs, atol_mm=1e-3):
         ref_shape, ref_affine = _header_grid(pair.ref)
         pred_shape, pred_affine = _header_grid(pair.pred)
         if pred_shape != ref_shape:
-            raise InputError(pair.pred, f"shape {pred_shape} differs from the reference shape {ref_shape} ({pair.ref.name})")
+            raise InputError(
+                pair.pred, f"shape {pred_shape} differs from the reference shape {ref_shape} ({pair.ref.name})"
+            )
         if not np.allclose(pred_affine, ref_affine, atol=atol_mm):
             worst = float(np.abs(pred_affine - ref_affine).max())
-            raise InputError(pair.pred, f"affine differs from the reference {pair.ref.name} (max difference {worst:.4g})")
+            raise InputError(
+                pair.pred, f"affine differs from the reference {pair.ref.name} (max difference {worst:.4g})"
+            )
 
 
 def _header_grid(path):

@@ -29,7 +29,10 @@ def test_match_pairs_by_case_name_across_suffixes(tmp_path):
     _save(tmp_path / "pred" / "a.nii.gz", _labels())
     _save(tmp_path / "pred" / "b.nii", _labels())
     pairs = files.match_pairs(tmp_path / "pred", tmp_path / "ref")
-    assert [(p.case_id, p.pred.name, p.ref.name) for p in pairs] == [("a", "a.nii.gz", "a.nii.gz"), ("b", "b.nii", "b.nii.gz")]
+    assert [(p.case_id, p.pred.name, p.ref.name) for p in pairs] == [
+        ("a", "a.nii.gz", "a.nii.gz"),
+        ("b", "b.nii", "b.nii.gz"),
+    ]
     files.check_headers(pairs)
     loaded = list(files.iter_case_pairs(pairs))
     assert loaded[0].spacing_mm == pytest.approx((0.8, 0.8, 2.0)) and loaded[0].labels_gt.dtype == np.uint8
