@@ -86,6 +86,119 @@ class ModelConfig:
             _check_positive_int("depth", self.depth)
 
 
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, schedule, scale and reliability settings of `cdseg train`.
+
+    Args:
+        steps: int. Total training iterations (the paper: 100000). Defaults to 100000.
+        batch_size: int. Slices per replica per step; the global batch is `batch_size × replicas`.
+            Defaults to 6.
+        learning_rate: float. Adam learning rate of the generator. Defaults to 1e-3.
+        d_learning_rate: float. Adam learning rate of the discriminator. Defaults to 1e-3.
+        adversarial_weight: float. Weight of the adversarial term; 0 trains without CAN. Defaults to 1e-3.
+        seed: int. Fixes initial weights, case split, data order and augmentation. Defaults to 0.
+        augment: bool. Random rotation/scale and intensity jitter (no flips). Defaults to True.
+        foreground_weight: float. Sampling weight of slices with foreground relative to those without.
+            Defaults to 1.
+        val_every: int. Steps between validations (one Keras "epoch"). Defaults to 1000.
+        val_fraction: float. Share of each modality's training cases held out for validation when the
+            dataset has no validation list. Defaults to 0.2.
+        val_max_cases: int. At most this many validation cases per modality get volume metrics. Defaults to 4.
+        checkpoint_every: int. Steps between checkpoints. Defaults to 1000.
+        keep_checkpoints: int. Checkpoints kept on disk. Defaults to 3.
+        modalities: tuple of str or None. Train and validate only on cases whose dataset metadata names one
+            of these modalities (per-modality baselines). The model never sees the modality. Defaults to None.
+        strategy: str. "auto", "default", "mirrored" or "multiworker". Defaults to "auto".
+        cpu_replicas: int. If > 1, mirror over that many logical CPU devices. Defaults to 0.
+        mixed_precision: bool. mixed_float16 on GPU (bfloat16 on CPU), loss scaling for both optimizers.
+            Defaults to False.
+        jit_compile: bool. XLA-compile the train step. Defaults to False.
+    """
+
+    steps: int = 100000
+    batch_size: int = 6
+    learning_rate: float = 1e-3
+    d_learning_rate: float = 1e-3
+    adversarial_weight: float = 1e-3
+    seed: int = 0
+    augment: bool = True
+    foreground_weight: float = 1.0
+    val_every: int = 1000
+    val_fraction: float = 0.2
+    val_max_cases: int = 4
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    modalities: tuple | None = None
+    strategy: str = "auto"
+    cpu_replicas: int = 0
+    mixed_precision: bool = False
+    jit_compile: bool = False
+
+    def __post_init__(self):
+        for name in ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "val_max_cases"):
+            _check_positive_int(name, getattr(self, name))
+        for name in ("learning_rate", "d_learning_rate", "foreground_weight"):
+            if not getattr(self, name) > 0:
+                raise InputError("train config", f"{name} must be > 0. Received: {getattr(self, name)}")
+        if not self.adversarial_weight >= 0:
+            raise InputError("train config", f"adversarial_weight must be >= 0. Received: {self.adversarial_weight}")
+        if not 0 <= self.val_fraction < 1:
+            raise InputError("train config", f"val_fraction must be in [0, 1). Received: {self.val_fraction}")
+        if not (isinstance(self.cpu_replicas, int) and self.cpu_replicas >= 0):
+            raise InputError("train config", f"cpu_replicas must be an int >= 0. Received: {self.cpu_replicas}")
+        if self.strategy not in ("auto", "default", "mirrored", "multiworker"):
+            raise InputError("train config", f"strategy must be auto, default, mirrored or multiworker. Received: {self.strategy!r}")
+        if isinstance(self.modalities, str):
+            object.__setattr__(self, "modalities", tuple(m.strip() for m in self.modalities.split(",") if m.strip()))
+        if self.modalities is not None:
+            object.__setattr__(self, "modalities", tuple(self.modalities) or None)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    """Everything `cdseg train` needs to reproduce a run: where the data is and the three configs.
+
+    Args:
+        data_dir: str. The dataset directory (MSD layout with dataset.json).
+        data: DataConfig.
+        model: ModelConfig. `num_classes` is taken from the dataset's labels.
+        train: TrainConfig.
+        cache_dir: str or None. Prepared-volume cache; None puts it in the run directory.
+    """
+
+    data_dir: str
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    cache_dir: str | None = None
+
+    def to_dict(self):
+        return {
+            "data_dir": self.data_dir,
+            "cache_dir": self.cache_dir,
+            "data": to_dict(self.data),
+            "model": to_dict(self.model),
+            "train": to_dict(self.train),
+        }
+
+    @classmethod
+    def from_dict(cls, values, source="config"):
+        values = dict(values)
+        unknown = sorted(set(values) - {"data_dir", "cache_dir", "data", "model", "train"})
+        if unknown:
+            raise InputError(source, f"unknown config sections {unknown}; expected data_dir, cache_dir, data, model, train")
+        if not values.get("data_dir"):
+            raise InputError(source, "missing data_dir")
+        return cls(
+            data_dir=str(values["data_dir"]),
+            cache_dir=values.get("cache_dir"),
+            data=from_dict(DataConfig, values.get("data", {}), source),
+            model=from_dict(ModelConfig, values.get("model", {}), source),
+            train=from_dict(TrainConfig, values.get("train", {}), source),
+        )
+
+
 def _check_positive_int(name, value):
     if not (isinstance(value, int) and value > 0):
         raise InputError("config", f"{name} must be a positive int. Received: {value!r}")
