@@ -215,7 +215,7 @@ def write_synthetic_dataset(
     Raises:
         InputError: bad settings, or `out_dir` exists (without `overwrite`, or not a synthetic dataset).
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(os.path.abspath(out_dir))  # "." or "x/" still have a parent to build beside
     labels = parse_label_spec(labels)
     if size not in phantom_grid.SIZES:
         raise InputError("--size", f"must be one of {phantom_grid.SIZES}, got {size!r}")

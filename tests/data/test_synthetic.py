@@ -262,3 +262,15 @@ def test_prepare_volume_sees_the_same_anatomy_in_every_stored_orientation(small_
         spleen = np.argwhere(prepared.label == SPLEEN).mean(axis=0)
         assert liver[1] > spleen[1] + 30, (case.case_id, liver, spleen)
     assert len(orientations) >= 2, orientations
+
+
+def test_installed_cdseg_script(tmp_path):
+    import subprocess
+
+    args = ["cdseg", "synth", "ds", "--size", "small", "--num-ct", "1", "--num-mr", "1", "--num-test", "0"]
+    result = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "[1/2] ct_000: CT training 128x128x28" in result.stderr and "Wrote" in result.stdout
+    again = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2 and again.stderr.startswith("Error: ") and "Traceback" not in again.stderr
+    assert len(load_dataset(tmp_path / "ds").training) == 2
