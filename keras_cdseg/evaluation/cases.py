@@ -31,6 +31,7 @@ class CasePair:
         spacing_mm: tuple of floats. Voxel size per axis (from the reference header).
         modality: str or None. Groups the report ("CT", "MR"); never used for computing metrics.
         image: array or None. The intensity image on the same grid, only drawn under overlays.
+        affine: 4x4 array or None. Voxel-to-world matrix; only used to show overlays in RAS orientation.
     """
 
     case_id: str
@@ -39,6 +40,7 @@ class CasePair:
     spacing_mm: tuple
     modality: str | None = None
     image: np.ndarray | None = None
+    affine: np.ndarray | None = None
 
 
 def check_labels(labels):
@@ -153,6 +155,7 @@ def evaluate_cases(
                     spacing_mm=pair.spacing_mm,
                     image=pair.image,
                     title=pair.case_id,
+                    affine=pair.affine,
                 )
             results.append(result)
             bar.update(pair.case_id)

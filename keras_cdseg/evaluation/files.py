@@ -165,4 +165,5 @@ def iter_case_pairs(pairs, with_images=True):
             spacing_mm=ref.spacing_mm,
             modality=files.modality,
             image=image,
+            affine=ref.affine,
         )

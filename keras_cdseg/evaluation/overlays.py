@@ -53,7 +53,7 @@ def render_slice(mask_gt, mask_pred, image=None):
     return rgb
 
 
-def save_case_overlay(path, labels_gt, labels_pred, class_value, spacing_mm, image=None, title=""):
+def save_case_overlay(path, labels_gt, labels_pred, class_value, spacing_mm, image=None, title="", affine=None):
     """Writes a PNG with three panels (worst, median, best slice of class `class_value`) atomically.
 
     Args:
@@ -64,9 +64,17 @@ def save_case_overlay(path, labels_gt, labels_pred, class_value, spacing_mm, ima
         spacing_mm: voxel size; panels are stretched so pixels are square in millimetres.
         image: intensity array of the same shape or None.
         title: str. Printed above the panels (e.g. the case id).
+        affine: 4x4 voxel-to-world array or None. If given (3D only), the volumes are flipped/transposed to
+            RAS first, so every case is shown in the same radiological view whatever its storage order.
     """
     mask_gt = np.asarray(labels_gt) == class_value
     mask_pred = np.asarray(labels_pred) == class_value
+    # Captions give slice numbers in the file's own voxel order, as viewers and the label file use them.
+    file_axis, file_index = 2, list(range(mask_gt.shape[-1]))
+    if affine is not None and mask_gt.ndim == 3:
+        mask_gt, mask_pred, image, spacing_mm, file_axis, file_index = _to_ras(
+            mask_gt, mask_pred, image, spacing_mm, affine
+        )
     if mask_gt.ndim == 2:
         mask_gt, mask_pred = mask_gt[..., None], mask_pred[..., None]
         image = None if image is None else np.asarray(image)[..., None]
@@ -77,7 +85,8 @@ def save_case_overlay(path, labels_gt, labels_pred, class_value, spacing_mm, ima
         # First array axis horizontal and reversed, second vertical with high indices on top: for RAS volumes
         # the radiological view (patient's right on the image's left, anterior up).
         panel = Image.fromarray(np.ascontiguousarray(np.rot90(rgb)[:, ::-1]))
-        panels.append((_resize(panel, spacing_mm), f"{name}: slice {index}, Dice {dice:.3f}"))
+        where = f"slice {file_index[index]}" + (f" (axis {file_axis})" if file_axis != 2 else "")
+        panels.append((_resize(panel, spacing_mm), f"{name}: {where}, Dice {dice:.3f}"))
     width = sum(p.width for p, _ in panels) + _GAP_PX * (len(panels) - 1)
     height = max(p.height for p, _ in panels) + 2 * _CAPTION_PX + 4
     canvas = Image.new("RGB", (width, height), (0, 0, 0))
@@ -90,6 +99,25 @@ def save_case_overlay(path, labels_gt, labels_pred, class_value, spacing_mm, ima
         x += panel.width + _GAP_PX
     with atomic_path(path) as tmp:
         canvas.save(tmp, format="PNG")
+
+
+def _to_ras(mask_gt, mask_pred, image, spacing_mm, affine):
+    import nibabel.orientations as orientations
+
+    transform = orientations.ornt_transform(
+        orientations.io_orientation(np.asarray(affine)), orientations.axcodes2ornt("RAS")
+    )
+    ras_spacing = [0.0] * 3
+    for axis, (new_axis, _) in enumerate(transform):
+        ras_spacing[int(new_axis)] = float(spacing_mm[axis])
+    arrays = [None if a is None else orientations.apply_orientation(np.asarray(a), transform)
+              for a in (mask_gt, mask_pred, image)]
+    # The file axis that became the superior (axial) axis, and the file index of each RAS slice.
+    file_axis = int(np.flatnonzero(transform[:, 0] == 2)[0])
+    file_index = list(range(mask_gt.shape[file_axis]))
+    if transform[file_axis, 1] < 0:
+        file_index.reverse()
+    return (*arrays, tuple(ras_spacing), file_axis, file_index)
 
 
 def _resize(panel, spacing_mm):

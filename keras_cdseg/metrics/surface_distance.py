@@ -51,7 +51,7 @@ def compute_border(mask):
 def _face_interior(mask, outside):
     """Voxels whose 2 x ndim face neighbours are all in `mask`; neighbours outside the array count as
     `outside`. Equal to `binary_erosion(mask, 6-connected element, border_value=outside)`, ~10x faster."""
-    interior = mask.copy()
+    interior = mask.copy(order="K")  # keeps a Fortran (NIfTI) layout instead of a slow transposing copy
     for axis in range(mask.ndim):
         lower = (slice(None),) * axis + (slice(None, -1),)
         upper = (slice(None),) * axis + (slice(1, None),)
