@@ -65,7 +65,9 @@ def _evaluate_files(pred_dir, ref_dir, labels_text, out_dir, scoring, largest_co
         raise InputError("--largest-component", f"unknown classes {unknown}; classes are {sorted(labels)}")
     pairs = files.match_pairs(pred_dir, ref_dir, metadata)
     files.check_headers(pairs)
-    out_dir = Path(out_dir) if out_dir is not None else pred_dir.parent / f"{Path(pred_dir).resolve().name}_evaluation"
+    if out_dir is None:
+        resolved = Path(pred_dir).resolve()
+        out_dir = resolved.parent / f"{resolved.name}_evaluation"
     report = run_evaluation(
         files.iter_case_pairs(pairs, with_images=overlays),
         labels,
