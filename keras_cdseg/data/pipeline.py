@@ -88,6 +88,7 @@ def make_training_dataset(
     num_classes=None,
     foreground_weight=1.0,
     balance_modalities=False,
+    start_step=0,
 ):
     """Infinite batches `(x [B, H, W, 2T+1] float32, y [B, H, W, C] float32 one-hot)` for training.
 
@@ -104,6 +105,8 @@ def make_training_dataset(
             1 samples every slice equally, 4 shows foreground slices 4× as often. Defaults to 1.
         balance_modalities: bool. Give every modality the same total sampling weight (otherwise every
             slice counts alike, so the modality with more slices dominates). Defaults to False.
+        start_step: int. Index of the first batch. A run resumed at step n passes n and continues the
+            exact batch sequence of an uninterrupted run. Defaults to 0.
     """
     config, case_ids, num_classes = _check_inputs(cache, cases, config, num_classes, need_labels=True)
     augmentation = Augmentation() if augment is True else (augment or None)
@@ -122,7 +125,7 @@ def make_training_dataset(
             params = np.tile(NO_AUGMENTATION_PARAMS, (batch_size, 1))
         return image, label, params.astype(np.float32)
 
-    dataset = tf.data.Dataset.counter().map(
+    dataset = tf.data.Dataset.counter(start=int(start_step)).map(
         lambda step: _numpy_batch(load, [step], batch_size, config, with_params=True),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,

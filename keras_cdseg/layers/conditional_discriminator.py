@@ -64,8 +64,10 @@ class ConditionalDiscriminator(keras.layers.Layer):
         self.dense_units = dense_units
         self.synchronized = synchronized
 
-        self.blocks = [
-            PreNormConvBlock(
+        # Blocks are attributes, not a list: Keras 3 tracks lists of layers for its own saving, but
+        # tf.train.Checkpoint only follows attributes, and would silently skip the blocks' BN statistics.
+        for i in range(num_blocks):
+            block = PreNormConvBlock(
                 filters,
                 kernel_size=kernel_size,
                 strides=2,
@@ -75,13 +77,16 @@ class ConditionalDiscriminator(keras.layers.Layer):
                 dtype=self.dtype_policy,
                 name=f"{self.name}_block{i}",
             )
-            for i in range(num_blocks)
-        ]
+            setattr(self, f"block{i}", block)
         self.flatten = keras.layers.Flatten(dtype=self.dtype_policy, name=f"{self.name}_flatten")
         self.hidden = keras.layers.Dense(dense_units, dtype=self.dtype_policy, name=f"{self.name}_dense")
         self.hidden_activation = keras.layers.PReLU(dtype=self.dtype_policy, name=f"{self.name}_dense_prelu")
         # The logit stays float32 under mixed precision: it feeds a sigmoid cross-entropy.
         self.logit = keras.layers.Dense(1, dtype="float32", name=f"{self.name}_logit")
+
+    @property
+    def blocks(self):
+        return [getattr(self, f"block{i}") for i in range(self.num_blocks)]
 
     def _concat(self, inputs):
         if isinstance(inputs, (list, tuple)):

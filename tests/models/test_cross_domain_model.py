@@ -111,3 +111,16 @@ def test_config_round_trip():
     clone = CrossDomainModel.from_config(config)
     assert clone.get_config() == config
     assert clone.count_params() == model.count_params()
+
+
+def test_tf_checkpoint_holds_every_variable_of_both_networks(tmp_path):
+    """Training checkpoints use tf.train.Checkpoint, which only follows attributes: nothing may hide in a
+    list it cannot see (e.g. the discriminator's BatchNorm statistics)."""
+    import tensorflow as tf
+
+    model = make_model()
+    path = tf.train.Checkpoint(generator=model.generator, discriminator=model.discriminator).write(
+        str(tmp_path / "ckpt")
+    )
+    saved = [name for name, _ in tf.train.list_variables(path) if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]
+    assert len(saved) == len(model.generator.weights) + len(model.discriminator.weights)
