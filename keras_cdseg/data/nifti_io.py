@@ -121,7 +121,8 @@ def load_label(path, allowed_values=None):
     if not np.issubdtype(data.dtype, np.integer):
         if not np.all(np.isfinite(data)) or not np.all(np.equal(np.mod(data, 1), 0)):
             raise InputError(volume.path, "label map has non-integer values")
-    values = np.unique(data)
+    # NIfTI arrays are Fortran-ordered; unique over the memory order avoids a 3x slower C-order copy.
+    values = np.unique(data.ravel(order="K"))
     if values.size and (values.min() < 0 or values.max() > 255):
         raise InputError(volume.path, f"label values must be in 0..255, found {values.min()}..{values.max()}")
     if allowed_values is not None:
