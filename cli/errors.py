@@ -16,12 +16,16 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from keras_cdseg.errors import InputError
+        from keras_cdseg.errors import InputError, TrainingError
 
         try:
             return fn(*args, **kwargs)
         except InputError as e:
             raise CdsegError(str(e)) from None
+        except TrainingError as e:
+            error = click.ClickException(str(e))
+            error.exit_code = 1
+            raise error from None
         except FileNotFoundError as e:
             raise CdsegError(f"{e.filename}: file not found") from None
         except KeyboardInterrupt:

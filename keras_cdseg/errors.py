@@ -21,3 +21,10 @@ class InputError(ValueError):
         self.source = str(source)
         self.problem = str(problem)
         super().__init__(f"{self.source}: {self.problem}")
+
+
+class TrainingError(RuntimeError):
+    """Training stopped for a reason other than bad input (e.g. the loss became NaN or infinite).
+
+    The message says what happened and which checkpoint is the last good one.
+    """
