@@ -1,0 +1,202 @@
+"""`cdseg predict`: segment scans with any model kind and write label maps on each input's exact grid.
+
+    OUT/<case>.nii.gz                 uint8 labels; NIfTI input: same shape, affine, header, qform/sform codes
+    OUT/<case>_probabilities.nii.gz   optional: uint8 [X, Y, Z, C], scl_slope 1/255 (readers get 0..1)
+    OUT/<case>_preview.png            optional: three planes with contours
+    OUT/statistics.json               per case: organ volumes (mL), voxel counts, mean intensities, seconds
+
+All or nothing: outputs are staged in a hidden folder and moved into OUT only after every case succeeded,
+so a bad input (found up front or while loading) leaves OUT as it was. Existing outputs are replaced only
+with `overwrite`; `statistics.json` is merged (cases of earlier runs are kept).
+"""
+
+import contextlib
+import datetime
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from keras_cdseg.config import load_json
+from keras_cdseg.data.nifti_io import save_array, save_like, save_nifti
+from keras_cdseg.deploy.inputs import discover_inputs, load_input
+from keras_cdseg.errors import InputError
+from keras_cdseg.inference import PROBABILITY_SCALE, predict_volume
+from keras_cdseg.io_utils import atomic_dir, write_json_atomic
+
+STATISTICS_JSON = "statistics.json"
+STATISTICS_FORMAT = "keras_cdseg.predict/1"
+
+
+def output_paths(case_id, out_dir, probabilities=False, preview=False):
+    """`{"labels": OUT/<case>.nii.gz, ["probabilities": ..., "preview": ...]}` for one case."""
+    out_dir = Path(out_dir)
+    paths = {"labels": out_dir / f"{case_id}.nii.gz"}
+    if probabilities:
+        paths["probabilities"] = out_dir / f"{case_id}_probabilities.nii.gz"
+    if preview:
+        paths["preview"] = out_dir / f"{case_id}_preview.png"
+    return paths
+
+
+def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=False, preview=False,
+                  overwrite=False, batch_size=16, on_case=None):
+    """Segments every input and writes the outputs described in the module docstring.
+
+    Args:
+        inputs: sequence of paths: NIfTI files, folders of NIfTI files, DICOM series folders.
+        out_dir: path. Created if missing.
+        predictor: `keras_cdseg.predictors.Predictor` (its `card` gives preprocessing and labels).
+        postprocess: bool. Keep the largest 3D component of the card's classes (the liver). Defaults to True.
+        probabilities: bool. Also write class probabilities. Defaults to False.
+        preview: bool. Also write a PNG preview per case. Defaults to False.
+        overwrite: bool. Replace existing outputs of the same cases. Defaults to False.
+        batch_size: int. Slices per network call. Defaults to 16.
+        on_case: callable(statistics dict) or None, called after each case (e.g. to print a line).
+
+    Returns:
+        The list of per-case statistics dicts (as written to `statistics.json`).
+
+    Raises:
+        InputError: a bad input (see `discover_inputs`, `load_input`), an existing output without
+            `overwrite`, or an unusable `out_dir`. Nothing is written then.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "output path exists and is not a folder")
+    cases = discover_inputs(inputs)
+    planned = {case.case_id: output_paths(case.case_id, out_dir, probabilities, preview) for case in cases}
+    if not overwrite:
+        for paths in planned.values():
+            for path in paths.values():
+                if path.exists():
+                    raise InputError(path, "output exists; pass --overwrite to replace it")
+    previous = _read_statistics(out_dir / STATISTICS_JSON)
+    card = predictor.card
+    largest = tuple(card.largest_component_classes) if postprocess else ()
+    results = []
+    with _staged_outputs(out_dir) as staging:
+        for case in cases:
+            staged = output_paths(case.case_id, staging, probabilities, preview)
+            stats = _predict_case(case, staged, predictor, largest, batch_size)
+            stats["outputs"] = {role: str(path) for role, path in planned[case.case_id].items()}
+            results.append(stats)
+            if on_case is not None:
+                on_case(stats)
+        cases_record = {**previous.get("cases", {}), **{s["case_id"]: s for s in results}}
+        write_json_atomic(staging / STATISTICS_JSON, {
+            "format": STATISTICS_FORMAT,
+            "updated_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cases": cases_record,
+        })  # fmt: skip
+    return results
+
+
+def _predict_case(case, staged, predictor, largest_component_classes, batch_size):
+    card = predictor.card
+    start = time.perf_counter()
+    volume = load_input(case)
+    seconds = {"load": time.perf_counter() - start}
+    prediction = predict_volume(
+        predictor, volume, card.data_config, largest_component_classes, batch_size,
+        with_probabilities="probabilities" in staged,
+    )  # fmt: skip
+    seconds.update(prediction.seconds)
+    start = time.perf_counter()
+    if case.kind == "nifti":
+        save_like(prediction.labels, volume, staged["labels"], dtype=np.uint8)
+    else:
+        save_array(prediction.labels, volume.affine, staged["labels"], dtype=np.uint8)
+    if "probabilities" in staged:
+        save_probabilities(prediction.probabilities, volume, staged["probabilities"])
+    if "preview" in staged:
+        from keras_cdseg.deploy.preview import save_preview
+
+        save_preview(staged["preview"], volume.data, prediction.labels, volume.affine, card.class_names, case.case_id)
+    seconds["write"] = time.perf_counter() - start
+    seconds["total"] = sum(seconds.values())
+    stats = {
+        "case_id": case.case_id,
+        "input": str(case.path),
+        "input_kind": case.kind,
+        "model": predictor.describe(),
+        **label_statistics(prediction.labels, volume.data, volume.affine, card.labels),
+        "postprocess": {"largest_component_classes": list(largest_component_classes), "connectivity": 26},
+        "seconds": {k: round(v, 4) for k, v in seconds.items()},
+    }
+    return stats
+
+
+def label_statistics(labels, image, affine, class_labels):
+    """Voxel counts, volumes (mL) and mean image intensities (input units, e.g. HU) per class.
+
+    Args:
+        labels: uint8 label map.
+        image: intensity array on the same grid.
+        affine: 4×4 voxel → world matrix (mm); the voxel volume is |det| of its 3×3 part.
+        class_labels: dict name -> value; background (0) is skipped.
+
+    Returns:
+        dict with `shape`, `spacing_mm`, `voxel_volume_ml`, `mean_intensity` (whole image) and `classes`
+        (name -> `label_value`, `num_voxels`, `volume_ml`, `mean_intensity`, None for an empty class).
+    """
+    affine = np.asarray(affine, dtype=np.float64)
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    classes = {}
+    for name, value in class_labels.items():
+        if int(value) == 0:
+            continue
+        mask = labels == value
+        num_voxels = int(np.count_nonzero(mask))
+        mean = float(image[mask].mean(dtype=np.float64)) if num_voxels else None
+        classes[name] = {"label_value": int(value), "num_voxels": num_voxels,
+                         "volume_ml": round(num_voxels * voxel_ml, 3), "mean_intensity": mean}  # fmt: skip
+    return {
+        "shape": [int(n) for n in labels.shape],
+        "spacing_mm": [float(s) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0))],
+        "voxel_volume_ml": voxel_ml,
+        "mean_intensity": float(np.mean(image, dtype=np.float64)),
+        "classes": classes,
+    }
+
+
+def save_probabilities(probabilities, reference, path):
+    """Writes uint8-scaled probabilities `[*shape, C]` on `reference`'s grid; `scl_slope` = 1/255."""
+    header = reference.header.copy() if isinstance(reference.header, nib.Nifti1Header) else None
+    img = nib.Nifti1Image(np.asarray(probabilities, dtype=np.uint8), reference.affine, header=header)
+    img.set_data_dtype(np.uint8)
+    img.header.set_slope_inter(1.0 / PROBABILITY_SCALE, 0.0)
+    if header is None:
+        img.header.set_xyzt_units("mm", "sec")
+        img.set_qform(img.affine, code=1)
+        img.set_sform(img.affine, code=1)
+    save_nifti(img, path)
+
+
+def _read_statistics(path):
+    if not path.exists():
+        return {}
+    record = load_json(path)
+    if record.get("format") != STATISTICS_FORMAT or not isinstance(record.get("cases"), dict):
+        raise InputError(path, "exists but is not a cdseg predict statistics file; choose another output folder")
+    return record
+
+
+@contextlib.contextmanager
+def _staged_outputs(out_dir):
+    """Yields a hidden staging folder; on success its files move into `out_dir` (created atomically if new)."""
+    if not out_dir.exists():
+        with atomic_dir(out_dir) as staging:
+            yield Path(staging)
+        return
+    staging = Path(tempfile.mkdtemp(prefix=".cdseg-predict-", suffix=".tmp", dir=out_dir))
+    try:
+        yield staging
+        for item in sorted(staging.iterdir(), key=lambda p: p.name == STATISTICS_JSON):
+            os.replace(item, out_dir / item.name)  # statistics.json last: it lists only files that exist
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
