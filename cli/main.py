@@ -45,3 +45,7 @@ def cli():
 
 def main():
     sys.exit(cli())
+
+
+if __name__ == "__main__":
+    main()

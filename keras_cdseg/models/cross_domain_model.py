@@ -88,6 +88,13 @@ class CrossDomainModel(keras.Model):
             if self.d_optimizer is not None:
                 self.d_optimizer.build(self.discriminator.trainable_variables)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Networks, trackers and both optimizers are built in __init__/compile. Keras' symbolic build would
+        # only peek at the first distributed batch, which (a) fails under MultiWorkerMirroredStrategy and
+        # (b) with `steps_per_epoch` silently consumes that batch, so a distributed run would skip data a
+        # single-device run trains on.
+        return
+
     @property
     def g_optimizer(self):
         return self.optimizer
@@ -108,6 +115,14 @@ class CrossDomainModel(keras.Model):
         for metric in self.metrics if metrics is None else metrics:
             value = metric.result()
             results.update(value if isinstance(value, dict) else {metric.name: value})
+        return results
+
+    def _step_logs(self, metrics=None):
+        results = self._metric_results(metrics)
+        if _in_multi_worker_mode(self.distribute_strategy):
+            # Keras 3 reduces multi-worker step logs with `reduce("MEAN", v, axis=0)`, which rejects scalars
+            # (tensorflow/tensorflow#72388); a length-1 vector comes out of that reduction as a scalar.
+            results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
         return results
 
     def get_metrics_result(self):
@@ -148,7 +163,7 @@ class CrossDomainModel(keras.Model):
             self.d_loss_tracker.update_state(d_loss_sum / local_batch, sample_weight=local_batch)
             self.g_adv_loss_tracker.update_state(ops.mean(adv_per_example), sample_weight=local_batch)
         self.dice_metric.update_state(y, y_pred)
-        return self._metric_results()
+        return self._step_logs()
 
     def _discriminator_update(self, x, y, y_fake, global_batch):
         with tf.GradientTape() as tape:
@@ -168,7 +183,7 @@ class CrossDomainModel(keras.Model):
         seg_per_example = _weighted(losses.segmentation_cross_entropy(y, y_pred), sample_weight)
         self.seg_loss_tracker.update_state(ops.sum(seg_per_example) / local_batch, sample_weight=local_batch)
         self.dice_metric.update_state(y, y_pred)
-        return self._metric_results([self.seg_loss_tracker, self.dice_metric])
+        return self._step_logs([self.seg_loss_tracker, self.dice_metric])
 
     def get_config(self):
         config = super().get_config()
@@ -206,6 +221,12 @@ class CrossDomainModel(keras.Model):
         d_optimizer = config.get("d_optimizer")
         d_optimizer = keras.saving.deserialize_keras_object(d_optimizer) if d_optimizer else None
         self.compile(g_optimizer, d_optimizer, adversarial_weight=config["adversarial_weight"])
+
+
+def _in_multi_worker_mode(strategy):
+    extended = getattr(strategy, "extended", None)
+    in_multi_worker = getattr(extended, "_in_multi_worker_mode", None)
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(in_multi_worker and in_multi_worker())
 
 
 def _weighted(per_example, sample_weight):

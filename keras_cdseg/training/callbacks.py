@@ -20,14 +20,20 @@ class StepControl(keras.callbacks.Callback):
         save: callable(step, best_score). Writes a checkpoint and the last generator.
         start_step: int. Global step the run starts (or resumes) at.
         checkpoint_every: int.
+        steps_per_epoch: int. Checkpoints due at an epoch's last step wait for its end, after validation
+            and history: a checkpoint never gets ahead of the history it resumes with.
         best_score: float. Best validation score so far (restored on resume).
     """
 
-    def __init__(self, save, start_step, checkpoint_every, best_score=float("-inf"), best_step=None):
+    def __init__(
+        self, save, start_step, checkpoint_every, steps_per_epoch, total_steps, best_score=float("-inf"), best_step=None
+    ):
         super().__init__()
+        self.total_steps = total_steps
         self._save = save
         self.step = start_step
         self.checkpoint_every = checkpoint_every
+        self.steps_per_epoch = steps_per_epoch
         self.best_score = best_score
         self.best_step = best_step
         self.last_saved_step = start_step
@@ -54,8 +60,11 @@ class StepControl(keras.callbacks.Callback):
                 return
         if self.interrupted:
             self.model.stop_training = True
-        elif self.step % self.checkpoint_every == 0:
+        elif self.step % self.checkpoint_every == 0 and not self._ends_epoch(self.step):
             self.save()
+
+    def _ends_epoch(self, step):
+        return step % self.steps_per_epoch == 0 or step == self.total_steps
 
     def on_epoch_end(self, epoch, logs=None):
         if self.failure is None and self.step != self.last_saved_step:

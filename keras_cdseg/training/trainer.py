@@ -126,7 +126,9 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
         state.save(step, score)
         _save_keras(model.generator, worker_dir / layout.LAST_GENERATOR)
 
-    control = StepControl(save, start_step, train_config.checkpoint_every, best_score, best_step)
+    control = StepControl(
+        save, start_step, train_config.checkpoint_every, train_config.val_every, train_config.steps, best_score, best_step
+    )
     writer = tf.summary.create_file_writer(str(worker_dir / layout.LOG_DIR))
     validation = ValidationCallback(
         model.generator,
@@ -176,7 +178,7 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
         raise TrainingError(
             f"{failure['metric']} became {failure['value']} at step {failure['step']}; training stopped. "
             f"Last good checkpoint: {'step ' + str(last_good) if last_good is not None else 'none'} in "
-            f"{worker_dir / layout.CHECKPOINT_DIR} (resume with a lower --learning-rate via --config)."
+            f"{worker_dir / layout.CHECKPOINT_DIR} (start again with a lower --learning-rate)."
         )
     if control.step != control.last_saved_step:
         control.save()
