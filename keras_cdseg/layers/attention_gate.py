@@ -30,7 +30,7 @@ class AttentionGate(keras.layers.Layer):
     >>> import numpy as np
     >>> gate = AttentionGate(4, strides=2)
     >>> x, g = np.zeros((2, 32, 32, 8), "float32"), np.zeros((2, 16, 16, 16), "float32")
-    >>> gate((x, g)).shape
+    >>> tuple(gate((x, g)).shape)
     (2, 32, 32, 8)
 
     Reference:
@@ -55,15 +55,17 @@ class AttentionGate(keras.layers.Layer):
             1, 1, activation="sigmoid", dtype=self.dtype_policy, name=f"{self.name}_psi"
         )
         self.resize = (
-            keras.layers.UpSampling2D(strides, interpolation="bilinear", dtype=self.dtype_policy, name=f"{self.name}_up")
+            keras.layers.UpSampling2D(
+                strides, interpolation="bilinear", dtype=self.dtype_policy, name=f"{self.name}_up"
+            )
             if strides > 1
             else None
         )
 
     def build(self, input_shape):
         x_shape, g_shape = (tuple(s) for s in input_shape)
-        for axis in (1, 2):
-            if x_shape[axis] is not None and g_shape[axis] is not None and x_shape[axis] != g_shape[axis] * self.strides:
+        for x_size, g_size in zip(x_shape[1:3], g_shape[1:3]):
+            if x_size is not None and g_size is not None and x_size != g_size * self.strides:
                 raise ValueError(
                     f"The skip features must be `strides` times the gating signal's size. Received: strides="
                     f"{self.strides}, skip shape {x_shape}, gating shape {g_shape}"

@@ -38,7 +38,7 @@ class ConditionalConvBlock(PreNormConvBlock):
     >>> import numpy as np
     >>> block = ConditionalConvBlock(8, strides=2, norm="instance")
     >>> x, c = np.zeros((2, 32, 32, 3), "float32"), np.eye(2, dtype="float32")
-    >>> block((x, c)).shape
+    >>> tuple(block((x, c)).shape)
     (2, 16, 16, 8)
 
     Reference:

@@ -37,7 +37,7 @@ class ModalityClassifier(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> classifier = ModalityClassifier(num_modalities=2, filters=4, num_blocks=2)
-    >>> classifier(np.zeros((3, 32, 32, 3), "float32")).shape
+    >>> tuple(classifier(np.zeros((3, 32, 32, 3), "float32")).shape)
     (3, 2)
 
     Reference:
@@ -58,7 +58,12 @@ class ModalityClassifier(keras.layers.Layer):
         # Blocks are attributes, not a list, so tf.train.Checkpoint finds them (as in ConditionalDiscriminator).
         for i in range(num_blocks):
             block = PreNormConvBlock(
-                filters, kernel_size=kernel_size, strides=2, norm=None, dtype=self.dtype_policy, name=f"{self.name}_block{i}"
+                filters,
+                kernel_size=kernel_size,
+                strides=2,
+                norm=None,
+                dtype=self.dtype_policy,
+                name=f"{self.name}_block{i}",
             )
             setattr(self, f"block{i}", block)
         self.pool = keras.layers.GlobalAveragePooling2D(dtype=self.dtype_policy, name=f"{self.name}_pool")

@@ -25,8 +25,8 @@ def build_conditional_segmenter(
 ):
     """Builds Cond-DCN: `build_segmenter`'s network with every block conditioned on a modality classifier.
 
-        slices ──┬── ModalityClassifier ── p(modality) [B, M] ──┐ (to every block)
-                 └── U-Net of ConditionalConvBlock(·, p) ────────┴── softmax "probabilities"
+        slices ─┬─ ModalityClassifier ─ p(modality) [B, M] ─┐ (to every block)
+                └─ U-Net of ConditionalConvBlock(·, p) ─────┴─ softmax "probabilities"
 
     The classifier (layer `"modality_classifier"`) sees only the slices, so the model needs no modality
     label at inference; `ConditionalDomainModel` supervises it with labels during training. Each block

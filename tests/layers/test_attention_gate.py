@@ -13,7 +13,10 @@ def test_layer_basics(run_layer_test, strides, gating_size):
     run_layer_test(
         AttentionGate,
         {"filters": 3, "strides": strides},
-        (RNG.normal(size=(2, 16, 16, 4)).astype("float32"), RNG.normal(size=(2, gating_size, gating_size, 6)).astype("float32")),
+        (
+            RNG.normal(size=(2, 16, 16, 4)).astype("float32"),
+            RNG.normal(size=(2, gating_size, gating_size, 6)).astype("float32"),
+        ),
         (2, 16, 16, 4),
         5,
     )
@@ -43,7 +46,9 @@ def test_mismatched_resolutions_are_rejected():
         gate.build(((None, 16, 16, 4), (None, 16, 16, 6)))
 
 
-@pytest.mark.parametrize("kwargs, message", [({"filters": 0}, "filters=0"), ({"filters": 2, "strides": 0}, "strides=0")])
+@pytest.mark.parametrize(
+    "kwargs, message", [({"filters": 0}, "filters=0"), ({"filters": 2, "strides": 0}, "strides=0")]
+)
 def test_invalid_arguments_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AttentionGate(**kwargs)

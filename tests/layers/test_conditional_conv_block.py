@@ -31,7 +31,8 @@ def test_fresh_block_equals_the_unconditioned_block(norm_first):
     conditional.build((x.shape, (2, 2)))
     conditional.conv.set_weights(plain.conv.get_weights())
     expected = keras.ops.convert_to_numpy(plain(x))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(conditional((x, np.eye(2, dtype="float32")))), expected, atol=1e-6)
+    out = keras.ops.convert_to_numpy(conditional((x, np.eye(2, dtype="float32"))))
+    np.testing.assert_allclose(out, expected, atol=1e-6)
 
 
 def test_modulation_is_one_affine_per_condition_entry():

@@ -53,7 +53,11 @@ def test_trains_with_the_adversarial_model_and_round_trips_through_keras_files(t
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"preset": "vnet"}, "preset='vnet'"), ({"norm_order": "mid"}, "norm_order='mid'"), ({"depth": 3}, "2\\*\\*depth = 8")],
+    [
+        ({"preset": "vnet"}, "preset='vnet'"),
+        ({"norm_order": "mid"}, "norm_order='mid'"),
+        ({"depth": 3}, "2\\*\\*depth = 8"),
+    ],
 )
 def test_invalid_arguments_name_the_value(kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -13,7 +13,13 @@ MODALITIES = ["CT", "MR"]
 
 
 def make_model(
-    adversarial_weight=1e-3, modality_weight=1.0, optimizer=None, d_optimizer=None, norm="batch", synchronized=False, seed=0
+    adversarial_weight=1e-3,
+    modality_weight=1.0,
+    optimizer=None,
+    d_optimizer=None,
+    norm="batch",
+    synchronized=False,
+    seed=0,
 ):
     keras.utils.set_random_seed(seed)
     generator = build_conditional_segmenter(
@@ -21,7 +27,9 @@ def make_model(
         classifier_blocks=2,
     )
     discriminator = build_discriminator(norm=norm, synchronized=synchronized, filters=4, num_blocks=2, dense_units=8)
-    model = ConditionalDomainModel(generator, discriminator, class_names=["background", "liver"], modality_names=MODALITIES)
+    model = ConditionalDomainModel(
+        generator, discriminator, class_names=["background", "liver"], modality_names=MODALITIES
+    )
     model.compile(
         optimizer or keras.optimizers.Adam(1e-3),
         d_optimizer or keras.optimizers.Adam(1e-3),
@@ -53,7 +61,9 @@ def test_one_step_updates_every_weight_and_logs_the_modality_terms():
     before = [w.numpy().copy() for w in model.generator.trainable_weights]
     logs = model.train_on_batch(*make_batch(), return_dict=True)
     assert all(not np.array_equal(b, w.numpy()) for b, w in zip(before, model.generator.trainable_weights))
-    assert set(logs) == {"seg_loss", "g_adv_loss", "d_loss", "dice_background", "dice_liver", "modality_loss", "modality_accuracy"}
+    assert set(logs) == {
+        "seg_loss", "g_adv_loss", "d_loss", "dice_background", "dice_liver", "modality_loss", "modality_accuracy"
+    }
     # An untrained two-way classifier: cross-entropy ≈ log 2.
     assert 0.3 < logs["modality_loss"] < 1.5
 
@@ -73,7 +83,8 @@ def test_generator_loss_gains_exactly_modality_weight_times_the_classifier_cross
     with tf.GradientTape() as tape:
         probabilities = classifier(x, training=True)
         cross_entropy = keras.ops.mean(keras.losses.categorical_crossentropy(targets["modality"], probabilities))
-    gradients = dict(zip([w.path for w in classifier.trainable_weights], tape.gradient(cross_entropy, classifier.trainable_weights)))
+    weights = classifier.trainable_weights
+    gradients = dict(zip([w.path for w in weights], tape.gradient(cross_entropy, weights)))
     for w, with_loss, without in zip(model.generator.trainable_weights, updates[3.0], updates[0.0]):
         expected = -lr * 3.0 * gradients[w.path].numpy() if w.path in gradients else np.zeros_like(without)
         np.testing.assert_allclose(with_loss - without, expected, rtol=1e-3, atol=1e-6, err_msg=w.path)
