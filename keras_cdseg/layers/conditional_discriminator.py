@@ -33,7 +33,7 @@ class ConditionalDiscriminator(keras.layers.Layer):
     >>> import numpy as np
     >>> critic = ConditionalDiscriminator(filters=8, num_blocks=3, dense_units=16)
     >>> x, y = np.zeros((2, 32, 32, 3), "float32"), np.zeros((2, 32, 32, 2), "float32")
-    >>> critic((x, y)).shape
+    >>> tuple(critic((x, y)).shape)
     (2, 1)
 
     Reference:

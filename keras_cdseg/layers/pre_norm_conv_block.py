@@ -34,7 +34,7 @@ class PreNormConvBlock(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> block = PreNormConvBlock(8, kernel_size=3, strides=2, norm="instance")
-    >>> block(np.zeros((2, 32, 32, 3), "float32")).shape
+    >>> tuple(block(np.zeros((2, 32, 32, 3), "float32")).shape)
     (2, 16, 16, 8)
 
     Reference:
