@@ -23,9 +23,10 @@ from cdseg.errors import user_errors
               help="Slices per network call.")
 @user_errors
 def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview, overwrite, batch_size):
-    """Segment INPUT... and write OUT/<case>.nii.gz (uint8 labels) plus OUT/statistics.json.
+    """Segment scans; write uint8 label maps on their exact grids and statistics.json.
 
-    Each output has exactly the input's grid: same shape, affine and qform/sform codes, whatever the
+    INPUT: NIfTI files, folders of NIfTI files, or DICOM series folders. Writes OUT/<case>.nii.gz and
+    OUT/statistics.json (organ volumes in mL, voxel counts, mean intensities, seconds). Each output has exactly the input's grid: same shape, affine and qform/sform codes, whatever the
     orientation and spacing. Preprocessing comes from the model's own configuration (model.json or the
     run's config.json). If any input is bad, nothing is written.
     """
