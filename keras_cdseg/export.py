@@ -223,19 +223,10 @@ def export_model(source, root="saved_models", name="cdseg", version=None, tflite
 
 
 def load_generator(path):
-    """Loads a `.keras` generator (inference only, not compiled); InputError if it cannot be read."""
-    import keras
+    """Loads a `.keras` generator (inference only, not compiled, safe mode); InputError if it cannot be read."""
+    from keras_cdseg.models.saving import load_model
 
-    import keras_cdseg.models.segmenter  # noqa: F401  (registers the custom layers for deserialization)
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "model file not found")
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors... all mean "unreadable".
-        first_line = (str(e).strip().splitlines() or [""])[0][:160]
-        raise InputError(path, f"cannot load Keras model ({type(e).__name__}: {first_line})") from None
+    return load_model(path, compile=False)
 
 
 def check_model_matches_card(input_shape, num_classes, card, source):

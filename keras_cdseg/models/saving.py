@@ -30,6 +30,6 @@ def load_model(path, compile=False):
     register_serializables()
     try:
         return keras.saving.load_model(path, compile=compile, safe_mode=True)
-    except (ValueError, OSError, TypeError, KeyError) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise InputError(path, f"not a loadable Keras model ({message[:200]})") from None
+    except Exception as e:  # ValueError, OSError, zipfile errors...: all mean "this file is not a model".
+        first_line = (str(e).strip().splitlines() or [""])[0][:160]
+        raise InputError(path, f"cannot load Keras model ({type(e).__name__}: {first_line})") from None
