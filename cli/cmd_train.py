@@ -22,6 +22,9 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--depth", type=click.IntRange(min=1), help="Down-sampling levels (preset's default).")
 @click.option("--norm", type=click.Choice(["batch", "instance", "none"]), help="Normalization (default batch).")
 @click.option("--norm-order", type=click.Choice(["pre", "post"]), help="pre: norm→conv→PReLU (paper); post: conv→norm→PReLU.")
+@click.option("--architecture", type=click.Choice(["dcn", "attention", "conditional"]),
+              help="dcn (paper), attention (Att-DCN) or conditional (Cond-DCN, sees modality labels in training).")  # fmt: skip
+@click.option("--modality-weight", type=click.FloatRange(min=0, min_open=True), help="Cond-DCN modality loss weight (1).")
 @click.option("--adversarial-weight", type=click.FloatRange(min=0), help="CAN weight; 0 = w/o CAN (default 0.001).")
 @click.option("--learning-rate", type=click.FloatRange(min=0, min_open=True), help="Generator Adam lr (1e-3).")
 @click.option("--d-learning-rate", type=click.FloatRange(min=0, min_open=True), help="Discriminator Adam lr (1e-3).")

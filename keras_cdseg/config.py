@@ -48,6 +48,9 @@ class DataConfig:
         return 2 * self.context + 1
 
 
+ARCHITECTURES = ("dcn", "attention", "conditional")
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
     """The generator (and discriminator) architecture.
@@ -60,6 +63,10 @@ class ModelConfig:
         norm: str or None. "batch", "instance" or None. Defaults to "batch".
         norm_order: str. "pre" (norm → conv → PReLU, the paper) or "post" (conv → norm → PReLU).
             Defaults to "pre".
+        architecture: str. "dcn" (the paper's network), or a baseline of the paper's Table 2:
+            "attention" (Att-DCN: attention gates on the skips) or "conditional" (Cond-DCN: an auxiliary
+            modality classifier conditions every block; the only variant trained with modality labels).
+            Defaults to "dcn".
     """
 
     preset: str = "paper"
@@ -68,8 +75,13 @@ class ModelConfig:
     depth: int | None = None
     norm: str | None = "batch"
     norm_order: str = "pre"
+    architecture: str = "dcn"
 
     def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise InputError(
+                "model config", f"architecture must be one of {ARCHITECTURES}. Received: {self.architecture!r}"
+            )
         if self.preset not in ("paper", "unet"):
             raise InputError("model config", f"preset must be 'paper' or 'unet'. Received: {self.preset!r}")
         if self.norm in ("none", "None", ""):
@@ -114,6 +126,8 @@ class TrainConfig:
         mixed_precision: bool. mixed_float16 on GPU (bfloat16 on CPU), loss scaling for both optimizers.
             Defaults to False.
         jit_compile: bool. XLA-compile the train step. Defaults to False.
+        modality_weight: float. Weight of the modality-classification loss; used only by the Cond-DCN
+            baseline (`ModelConfig.architecture="conditional"`). Defaults to 1.
     """
 
     steps: int = 100000
@@ -134,11 +148,12 @@ class TrainConfig:
     cpu_replicas: int = 0
     mixed_precision: bool = False
     jit_compile: bool = False
+    modality_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "val_max_cases"):
             _check_positive_int(name, getattr(self, name))
-        for name in ("learning_rate", "d_learning_rate", "foreground_weight"):
+        for name in ("learning_rate", "d_learning_rate", "foreground_weight", "modality_weight"):
             if not getattr(self, name) > 0:
                 raise InputError("train config", f"{name} must be > 0. Received: {getattr(self, name)}")
         if not self.adversarial_weight >= 0:

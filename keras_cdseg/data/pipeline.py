@@ -89,6 +89,7 @@ def make_training_dataset(
     foreground_weight=1.0,
     balance_modalities=False,
     start_step=0,
+    modality_names=None,
 ):
     """Infinite batches `(x [B, H, W, 2T+1] float32, y [B, H, W, C] float32 one-hot)` for training.
 
@@ -107,6 +108,10 @@ def make_training_dataset(
             slice counts alike, so the modality with more slices dominates). Defaults to False.
         start_step: int. Index of the first batch. A run resumed at step n passes n and continues the
             exact batch sequence of an uninterrupted run. Defaults to 0.
+        modality_names: sequence of str or None. Only for models allowed to see the modality during
+            training (the Cond-DCN baseline): batches become `(x, {"segmentation": y, "modality": m})` with
+            `m` the one-hot index of each slice's case modality in this list. None (the default) keeps the
+            modality out of the data entirely.
     """
     config, case_ids, num_classes = _check_inputs(cache, cases, config, num_classes, need_labels=True)
     augmentation = Augmentation() if augment is True else (augment or None)
@@ -114,10 +119,13 @@ def make_training_dataset(
     cumulative = np.cumsum(weights)
     reader = _SliceReader(cache, case_ids, config.context)
 
-    def load(step):
+    def sample(step):
         rng = np.random.default_rng([int(seed) & 0xFFFFFFFF, int(step)])
         slots = np.searchsorted(cumulative, rng.random(batch_size) * cumulative[-1], side="right")
-        slots = np.minimum(slots, len(weights) - 1)
+        return rng, np.minimum(slots, len(weights) - 1)
+
+    def load(step):
+        rng, slots = sample(step)
         image, label = reader.read(slots_case[slots], slots_slice[slots])
         if augmentation:
             params = augmentation.sample(rng, batch_size)
@@ -125,15 +133,49 @@ def make_training_dataset(
             params = np.tile(NO_AUGMENTATION_PARAMS, (batch_size, 1))
         return image, label, params.astype(np.float32)
 
+    case_modality = _modality_indices(cache, case_ids, modality_names)
+
+    def load_modality(step):
+        return case_modality[slots_case[sample(step)[1]]]
+
+    def load_all(step):
+        batch = _numpy_batch(load, [step], batch_size, config, with_params=True)
+        if case_modality is None:
+            return batch
+        modality = tf.numpy_function(load_modality, [step], tf.int32, stateful=False)
+        return (*batch, tf.ensure_shape(modality, [batch_size]))
+
     dataset = tf.data.Dataset.counter(start=int(start_step)).map(
-        lambda step: _numpy_batch(load, [step], batch_size, config, with_params=True),
-        num_parallel_calls=tf.data.AUTOTUNE,
-        deterministic=True,
+        load_all, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     if augmentation:
-        dataset = dataset.map(_augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    dataset = dataset.map(lambda x, y, *_: (x, tf.one_hot(tf.cast(y, tf.int32), num_classes, dtype=tf.float32)))
-    return dataset.prefetch(tf.data.AUTOTUNE)
+        dataset = dataset.map(
+            lambda x, y, params, *modality: (*_augment(x, y, params), *modality),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
+
+    def targets(x, y, *rest):
+        y = tf.one_hot(tf.cast(y, tf.int32), num_classes, dtype=tf.float32)
+        if case_modality is None:
+            return x, y
+        modality = tf.one_hot(rest[-1], len(modality_names), dtype=tf.float32)
+        return x, {"segmentation": y, "modality": modality}
+
+    return dataset.map(targets).prefetch(tf.data.AUTOTUNE)
+
+
+def _modality_indices(cache, case_ids, modality_names):
+    if modality_names is None:
+        return None
+    names = list(modality_names)
+    indices = []
+    for case_id in case_ids:
+        modality = cache.entry(case_id).modality
+        if modality not in names:
+            raise InputError(case_id, f"modality {modality!r} is not one of the model's modalities {names}")
+        indices.append(names.index(modality))
+    return np.asarray(indices, dtype=np.int32)
 
 
 def make_eval_dataset(cache, cases, config=None, batch_size=6, num_classes=None, with_labels=True):

@@ -17,6 +17,7 @@ OPTION_FIELDS = {
     "depth": ("model", "depth"),
     "norm": ("model", "norm"),
     "norm_order": ("model", "norm_order"),
+    "architecture": ("model", "architecture"),
     **{name: ("train", name) for name in (f.name for f in dataclasses.fields(TrainConfig))},
 }
 RESUMABLE_OPTIONS = {"steps"}

@@ -52,12 +52,16 @@ def epoch_segments(start_step, total_steps, steps_per_epoch):
     return segments
 
 
-def build_model(run_config, num_classes, class_names, synchronized):
-    """The `CrossDomainModel` of a run (call inside the strategy scope), compiled."""
+def build_model(run_config, num_classes, class_names, synchronized, modality_names=None):
+    """The compiled model of a run (call inside the strategy scope).
+
+    `CrossDomainModel` for the paper's network and Att-DCN; `ConditionalDomainModel` for Cond-DCN, which
+    is given `modality_names` (the one-hot order of its modality targets).
+    """
     data, model_config, train_config = run_config.data, run_config.model, run_config.train
     keras.utils.set_random_seed(train_config.seed)
-    generator = build_segmenter(
-        (data.image_size, data.image_size, data.num_channels),
+    input_shape = (data.image_size, data.image_size, data.num_channels)
+    kwargs = dict(
         num_classes=num_classes,
         preset=model_config.preset,
         base_filters=model_config.base_filters,
@@ -66,17 +70,40 @@ def build_model(run_config, num_classes, class_names, synchronized):
         norm_order=model_config.norm_order,
         synchronized=synchronized,
     )
+    if model_config.architecture == "attention":
+        from keras_cdseg.models.attention_unet import build_attention_segmenter
+
+        generator = build_attention_segmenter(input_shape, **kwargs)
+    elif model_config.architecture == "conditional":
+        from keras_cdseg.models.conditional_segmenter import build_conditional_segmenter
+
+        generator = build_conditional_segmenter(input_shape, num_modalities=len(modality_names), **kwargs)
+    else:
+        generator = build_segmenter(input_shape, **kwargs)
     discriminator = None
     if train_config.adversarial_weight > 0:
         discriminator = build_discriminator(norm=model_config.norm or "batch", synchronized=synchronized)
-    model = CrossDomainModel(generator, discriminator, class_names=class_names)
-    model.compile(
-        keras.optimizers.Adam(train_config.learning_rate),
-        keras.optimizers.Adam(train_config.d_learning_rate),
-        adversarial_weight=train_config.adversarial_weight,
-        jit_compile=train_config.jit_compile,
-    )
+    optimizers = (keras.optimizers.Adam(train_config.learning_rate), keras.optimizers.Adam(train_config.d_learning_rate))
+    compile_kwargs = dict(adversarial_weight=train_config.adversarial_weight, jit_compile=train_config.jit_compile)
+    if model_config.architecture == "conditional":
+        from keras_cdseg.models.conditional_domain_model import ConditionalDomainModel
+
+        model = ConditionalDomainModel(generator, discriminator, class_names=class_names, modality_names=modality_names)
+        model.compile(*optimizers, modality_weight=train_config.modality_weight, **compile_kwargs)
+    else:
+        model = CrossDomainModel(generator, discriminator, class_names=class_names)
+        model.compile(*optimizers, **compile_kwargs)
     return model
+
+
+def training_modalities(run_config, data):
+    """Modality names a Cond-DCN model is trained to recognise (sorted); None for every other model."""
+    if run_config.model.architecture != "conditional":
+        return None
+    modalities = {data.modality_of[case_id] for case_id in data.train_ids}
+    if None in modalities:
+        raise InputError(run_config.data_dir, "Cond-DCN needs a 'modality' for every training case in dataset.json")
+    return sorted(modalities)
 
 
 def train(run_config, run_dir, resume=False, verbose="auto", log=None):
@@ -110,8 +137,11 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
         _write_config(run_dir, run_config, data, strategy, global_batch)
     log(_describe(data, strategy, train_config, global_batch))
 
+    modality_names = training_modalities(run_config, data)
     with strategy.scope():
-        model = build_model(run_config, data.num_classes, data.class_names, needs_synchronized_batch_norm(strategy))
+        model = build_model(
+            run_config, data.num_classes, data.class_names, needs_synchronized_batch_norm(strategy), modality_names
+        )
     state = TrainingState(model, worker_dir / layout.CHECKPOINT_DIR, train_config.keep_checkpoints)
     start_step, best_score = 0, float("-inf")
     if resume:
@@ -157,6 +187,7 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
                 num_classes=data.num_classes,
                 foreground_weight=train_config.foreground_weight,
                 start_step=control.step,
+                modality_names=modality_names,
             )
             options = tf.data.Options()
             # Batches are drawn from a step counter, not read from files: shard by element across workers.
