@@ -1,15 +1,17 @@
 """The ablation harness end to end on tiny runs (32×32 slices, a 2-level U-Net, a handful of steps)."""
 
+import dataclasses
 import json
 
 import keras
 import pytest
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.experiments.runner import rebuild_report, run_ablation, run_one
+from keras_cdseg.experiments.runner import rebuild_report, run_ablation, run_one, run_root
 from keras_cdseg.experiments.slices import PreparedTestSplit
 from keras_cdseg.experiments.variants import VARIANTS_BY_KEY, AblationSettings
 from keras_cdseg.models.saving import load_model
+from keras_cdseg.training.trainer import train
 
 TINY = AblationSettings(image_size=32, target_spacing_mm=12.0, base_filters=4, depth=2, steps=4, batch_size=2,
                         val_max_cases=1, augment=False)  # fmt: skip
@@ -73,6 +75,24 @@ def test_a_finished_training_without_evaluation_is_evaluated_not_retrained(tiny_
     assert result["status"] == "finished" and "train_s" not in result["timings_s"]
     assert generator.stat().st_mtime_ns == before
     assert result["classes"] == record["runs"][0]["classes"]
+
+
+def test_an_interrupted_run_is_resumed_from_its_checkpoint(tiny_dataset, tmp_path):
+    variant = VARIANTS_BY_KEY["pre_bn_nocan"]
+    train_dir = run_root(tmp_path, 0, variant.key) / "train"
+    config = TINY.run_config(variant, 0, tiny_dataset, tmp_path / "cache")
+    # What a run killed after step 2 of 4 leaves: config.json (4 steps) and a step-2 checkpoint, no summary.
+    train(dataclasses.replace(config, train=dataclasses.replace(config.train, steps=2)), train_dir, verbose=0,
+          log=lambda text: None)  # fmt: skip
+    record = json.loads((train_dir / "config.json").read_text())
+    record["run"]["train"]["steps"] = 4
+    (train_dir / "config.json").write_text(json.dumps(record))
+    (train_dir / "summary.json").unlink()
+    lines = []
+    result = run_one(variant, 0, tiny_dataset, tmp_path, TINY, PreparedTestSplit(tiny_dataset), log=lines.append)
+    assert any("resuming at step 2 of 4" in line for line in lines)
+    assert result["status"] == "finished" and result["train"]["steps_done"] == 4
+    assert json.loads((train_dir / "summary.json").read_text())["steps_done"] == 4
 
 
 @pytest.mark.parametrize("key, layer", [("att_dcn", "AttentionGate"), ("cond_dcn", "ModalityClassifier")])
