@@ -126,6 +126,7 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
     strategy = make_strategy(train_config.strategy, train_config.cpu_replicas)
     is_chief, worker_dir = _worker_role(strategy, run_dir)
     record = _check_run_dir(run_dir, resume)
+    _check_jit_support(train_config, strategy)
     _set_precision(train_config.mixed_precision, log)
 
     cache_dir = Path(run_config.cache_dir) if run_config.cache_dir else run_dir / layout.CACHE_DIR
@@ -297,6 +298,18 @@ def _describe(data, strategy, train_config, global_batch):
         f"{strategy.num_replicas_in_sync} replica(s): global batch {train_config.batch_size} x "
         f"{strategy.num_replicas_in_sync} = {global_batch}; adversarial weight {train_config.adversarial_weight}"
     )
+
+
+def _check_jit_support(train_config, strategy):
+    # Both combinations crash inside XLA's CPU compiler with messages that do not point at the option.
+    if not train_config.jit_compile or tf.config.list_physical_devices("GPU"):
+        return
+    if strategy.num_replicas_in_sync > 1:
+        raise InputError(
+            "--jit-compile", "XLA cannot compile a step mirrored over CPU devices (XLA known issue); drop one option"
+        )
+    if train_config.mixed_precision:
+        raise InputError("--jit-compile", "XLA on CPU rejects the bfloat16 mixed-precision step; drop one option")
 
 
 def _set_precision(mixed, log):

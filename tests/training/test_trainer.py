@@ -217,3 +217,11 @@ def test_resume_and_out_rules(tiny_dataset, reference_run, tmp_path):
     assert result.exit_code == 2 and "already holds a run" in result.output
     result = runner.invoke(cli, ["train", "--resume", str(reference_dir), "--context", "2"])
     assert result.exit_code == 2 and "cannot be changed when resuming" in result.output
+
+
+def test_unsupported_xla_combinations_are_refused_before_training(tiny_dataset, tmp_path):
+    result = CliRunner().invoke(
+        cli, ["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--steps", "2", "--jit-compile",
+              "--cpu-replicas", "2", *TINY_FLAGS],  # fmt: skip
+    )
+    assert result.exit_code == 2 and "XLA cannot compile a step mirrored over CPU devices" in result.output
