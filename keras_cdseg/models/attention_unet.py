@@ -4,7 +4,7 @@ import keras
 
 from keras_cdseg.layers.attention_gate import AttentionGate
 from keras_cdseg.layers.pre_norm_conv_block import PreNormConvBlock
-from keras_cdseg.models.segmenter import PRESETS, level_filters
+from keras_cdseg.models.segmenter import _paper_body, _unet_body, resolve_levels, softmax_head
 
 
 def build_attention_segmenter(
@@ -48,22 +48,9 @@ def build_attention_segmenter(
     Reference:
     - [Oktay et al., Attention U-Net: Learning Where to Look for the Pancreas](https://arxiv.org/abs/1804.03999)
     """
-    if preset not in PRESETS:
-        raise ValueError(f"`preset` must be one of {sorted(PRESETS)}. Received: preset={preset!r}")
-    if norm_order not in ("pre", "post"):
-        raise ValueError(f"`norm_order` must be 'pre' or 'post'. Received: norm_order={norm_order!r}")
-    settings = dict(PRESETS[preset])
-    settings["base_filters"] = base_filters if base_filters is not None else settings["base_filters"]
-    settings["depth"] = depth if depth is not None else settings["depth"]
-    factor = 2 ** settings["depth"]
-    if any(size is not None and size % factor for size in input_shape[:2]):
-        raise ValueError(
-            f"Input height and width must be divisible by 2**depth = {factor}. Received: input_shape={input_shape}"
-        )
-    filters = level_filters(settings["base_filters"], settings["depth"], settings["max_filter_multiplier"])
-    kernel_size = settings["kernel_size"]
+    filters, kernel_size = resolve_levels(input_shape, preset, base_filters, depth, norm_order)
 
-    def block(num_filters, block_name, strides=1, size=kernel_size):
+    def block(num_filters, size, block_name, strides=1):
         return PreNormConvBlock(
             num_filters,
             kernel_size=size,
@@ -79,46 +66,5 @@ def build_attention_segmenter(
         return AttentionGate(max(1, filters[level] // 2), strides=2, name=f"up{level}_gate")((skip, gating))
 
     inputs = keras.Input(shape=input_shape, name="slices")
-    if preset == "paper":
-        features = _paper_body(inputs, filters, block, gated_skip)
-    else:
-        features = _unet_body(inputs, filters, block, gated_skip)
-    logits = keras.layers.Conv2D(num_classes, 1, name="logits")(features)
-    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-    return keras.Model(inputs, probabilities, name=name)
-
-
-def _paper_body(inputs, filters, block, gated_skip):
-    # The stem is the preset's per-image input normalization, identical in every variant (see segmenter.py).
-    stem = PreNormConvBlock(filters[0], kernel_size=11, norm="instance", norm_first=True, name="stem")
-    skips = [stem(inputs)]
-    x = skips[0]
-    for level in range(1, len(filters)):
-        x = block(filters[level], f"down{level}", strides=2)(x)
-        skips.append(x)
-    for level in reversed(range(len(filters) - 1)):
-        skip = gated_skip(level, skips[level], x)
-        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}_resize")(x)
-        x = block(filters[level], f"up{level}")(x)
-        x = keras.layers.Add(name=f"up{level}_skip")([x, skip])
-    return x
-
-
-def _unet_body(inputs, filters, block, gated_skip):
-    skips = []
-    x = inputs
-    for level in range(len(filters) - 1):
-        x = block(filters[level], f"down{level}_a")(x)
-        x = block(filters[level], f"down{level}_b")(x)
-        skips.append(x)
-        x = keras.layers.MaxPooling2D(2, name=f"down{level}_pool")(x)
-    x = block(filters[-1], "bottleneck_a")(x)
-    x = block(filters[-1], "bottleneck_b")(x)
-    for level in reversed(range(len(filters) - 1)):
-        skip = gated_skip(level, skips[level], x)
-        x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}_resize")(x)
-        x = block(filters[level], f"up{level}_project")(x)
-        x = keras.layers.Add(name=f"up{level}_skip")([x, skip])
-        x = block(filters[level], f"up{level}_a")(x)
-        x = block(filters[level], f"up{level}_b")(x)
-    return x
+    body = _paper_body if preset == "paper" else _unet_body
+    return softmax_head(inputs, body(inputs, filters, kernel_size, block, skip_transform=gated_skip), num_classes, name)

@@ -60,19 +60,7 @@ def build_conditional_segmenter(
     - [Valindria et al., Multi-Modal Learning from Unpaired Images: Application to Multi-Organ
       Segmentation in CT and MRI](https://doi.org/10.1109/WACV.2018.00066)
     """
-    if preset not in segmenter.PRESETS:
-        raise ValueError(f"`preset` must be one of {sorted(segmenter.PRESETS)}. Received: preset={preset!r}")
-    if norm_order not in ("pre", "post"):
-        raise ValueError(f"`norm_order` must be 'pre' or 'post'. Received: norm_order={norm_order!r}")
-    settings = dict(segmenter.PRESETS[preset])
-    settings["base_filters"] = base_filters if base_filters is not None else settings["base_filters"]
-    settings["depth"] = depth if depth is not None else settings["depth"]
-    factor = 2 ** settings["depth"]
-    if any(size is not None and size % factor for size in input_shape[:2]):
-        raise ValueError(
-            f"Input height and width must be divisible by 2**depth = {factor}. Received: input_shape={input_shape}"
-        )
-    filters = segmenter.level_filters(settings["base_filters"], settings["depth"], settings["max_filter_multiplier"])
+    filters, kernel_size = segmenter.resolve_levels(input_shape, preset, base_filters, depth, norm_order)
 
     inputs = keras.Input(shape=input_shape, name="slices")
     modality = ModalityClassifier(
@@ -93,7 +81,4 @@ def build_conditional_segmenter(
 
     # The same bodies as build_segmenter, with conditioned blocks: the only difference is the conditioning.
     body = segmenter._paper_body if preset == "paper" else segmenter._unet_body
-    features = body(inputs, filters, settings["kernel_size"], block)
-    logits = keras.layers.Conv2D(num_classes, 1, name="logits")(features)
-    probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-    return keras.Model(inputs, probabilities, name=name)
+    return segmenter.softmax_head(inputs, body(inputs, filters, kernel_size, block), num_classes, name)

@@ -53,24 +53,7 @@ def build_segmenter(
     >>> model.output_shape
     (None, 32, 32, 2)
     """
-    if preset not in PRESETS:
-        raise ValueError(f"`preset` must be one of {sorted(PRESETS)}. Received: preset={preset!r}")
-    if norm_order not in ("pre", "post"):
-        raise ValueError(f"`norm_order` must be 'pre' or 'post'. Received: norm_order={norm_order!r}")
-    settings = dict(PRESETS[preset])
-    if base_filters is not None:
-        settings["base_filters"] = base_filters
-    if depth is not None:
-        settings["depth"] = depth
-    height, width = input_shape[0], input_shape[1]
-    factor = 2 ** settings["depth"]
-    for size in (height, width):
-        if size is not None and size % factor:
-            raise ValueError(
-                f"Input height and width must be divisible by 2**depth = {factor}. Received: input_shape={input_shape}"
-            )
-    filters = level_filters(settings["base_filters"], settings["depth"], settings["max_filter_multiplier"])
-
+    filters, kernel_size = resolve_levels(input_shape, preset, base_filters, depth, norm_order)
     def block(num_filters, kernel_size, block_name, strides=1):
         return PreNormConvBlock(
             num_filters,
@@ -83,18 +66,44 @@ def build_segmenter(
         )
 
     inputs = keras.Input(shape=input_shape, name="slices")
-    kernel_size = settings["kernel_size"]
-    if preset == "paper":
-        features = _paper_body(inputs, filters, kernel_size, block)
-    else:
-        features = _unet_body(inputs, filters, kernel_size, block)
+    body = _paper_body if preset == "paper" else _unet_body
+    return softmax_head(inputs, body(inputs, filters, kernel_size, block), num_classes, name)
+
+
+def resolve_levels(input_shape, preset, base_filters, depth, norm_order):
+    """Validated `(filters per level, kernel size)` of a preset with optional overrides (shared by every
+    generator builder, so Att-DCN and Cond-DCN differ from the DCN only where they should)."""
+    if preset not in PRESETS:
+        raise ValueError(f"`preset` must be one of {sorted(PRESETS)}. Received: preset={preset!r}")
+    if norm_order not in ("pre", "post"):
+        raise ValueError(f"`norm_order` must be 'pre' or 'post'. Received: norm_order={norm_order!r}")
+    settings = dict(PRESETS[preset])
+    if base_filters is not None:
+        settings["base_filters"] = base_filters
+    if depth is not None:
+        settings["depth"] = depth
+    factor = 2 ** settings["depth"]
+    for size in input_shape[:2]:
+        if size is not None and size % factor:
+            raise ValueError(
+                f"Input height and width must be divisible by 2**depth = {factor}. Received: input_shape={input_shape}"
+            )
+    filters = level_filters(settings["base_filters"], settings["depth"], settings["max_filter_multiplier"])
+    return filters, settings["kernel_size"]
+
+
+def softmax_head(inputs, features, num_classes, name):
+    """1×1 logits and a float32 softmax named "probabilities" (stable cross-entropy under mixed precision)."""
     logits = keras.layers.Conv2D(num_classes, 1, name="logits")(features)
-    # float32 softmax so mixed-precision training keeps a stable cross-entropy.
     probabilities = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, probabilities, name=name)
 
 
-def _paper_body(inputs, filters, kernel_size, block):
+def _skip(skip_transform, level, skip, coarse):
+    return skip if skip_transform is None else skip_transform(level, skip, coarse)
+
+
+def _paper_body(inputs, filters, kernel_size, block, skip_transform=None):
     # The stem's per-image normalization is the reference model's learnable input normalization; it is
     # part of the preset, not of the norm ablation, so it stays pre-norm instance norm in every variant.
     stem = PreNormConvBlock(filters[0], kernel_size=11, norm="instance", norm_first=True, name="stem")
@@ -104,13 +113,14 @@ def _paper_body(inputs, filters, kernel_size, block):
         x = block(filters[level], kernel_size, f"down{level}", strides=2)(x)
         skips.append(x)
     for level in reversed(range(len(filters) - 1)):
+        skip = _skip(skip_transform, level, skips[level], x)
         x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}_resize")(x)
         x = block(filters[level], kernel_size, f"up{level}")(x)
-        x = keras.layers.Add(name=f"up{level}_skip")([x, skips[level]])
+        x = keras.layers.Add(name=f"up{level}_skip")([x, skip])
     return x
 
 
-def _unet_body(inputs, filters, kernel_size, block):
+def _unet_body(inputs, filters, kernel_size, block, skip_transform=None):
     skips = []
     x = inputs
     for level in range(len(filters) - 1):
@@ -121,9 +131,10 @@ def _unet_body(inputs, filters, kernel_size, block):
     x = block(filters[-1], kernel_size, "bottleneck_a")(x)
     x = block(filters[-1], kernel_size, "bottleneck_b")(x)
     for level in reversed(range(len(filters) - 1)):
+        skip = _skip(skip_transform, level, skips[level], x)
         x = keras.layers.UpSampling2D(2, interpolation="bilinear", name=f"up{level}_resize")(x)
         x = block(filters[level], kernel_size, f"up{level}_project")(x)
-        x = keras.layers.Add(name=f"up{level}_skip")([x, skips[level]])
+        x = keras.layers.Add(name=f"up{level}_skip")([x, skip])
         x = block(filters[level], kernel_size, f"up{level}_a")(x)
         x = block(filters[level], kernel_size, f"up{level}_b")(x)
     return x
