@@ -18,7 +18,6 @@ import keras
 import tensorflow as tf
 
 from keras_cdseg import __version__
-from keras_cdseg.config import RunConfig
 from keras_cdseg.data.pipeline import make_training_dataset
 from keras_cdseg.distribute import make_strategy, needs_synchronized_batch_norm
 from keras_cdseg.errors import InputError, TrainingError

@@ -1,6 +1,5 @@
 """Notebooks execute top to bottom through a real Jupyter kernel, with tiny settings."""
 
-import os
 from pathlib import Path
 
 import nbformat
