@@ -54,6 +54,16 @@ def atomic_dir(path):
         raise
 
 
+def replace_dir(new, target):
+    """Swaps the finished directory `new` in for the existing `target`: the old one is moved aside first
+    and deleted last, so at every moment `target` is either the complete old or the complete new one."""
+    new, target = Path(new), Path(target)
+    trash = target.with_name(f".{target.name}.old-{os.getpid()}")
+    os.rename(target, trash)
+    os.rename(new, target)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)

@@ -7,7 +7,6 @@ cases are raised together and nothing is left behind. The source is only ever re
 
 import dataclasses
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import numpy as np
 from keras_cdseg.data import chaos, dataset
 from keras_cdseg.data.import_sources import FORMATS, detect_format, discover_sources
 from keras_cdseg.errors import InputError
-from keras_cdseg.io_utils import atomic_dir, write_json_atomic
+from keras_cdseg.io_utils import atomic_dir, replace_dir, write_json_atomic
 
 REPORT_JSON = "preprocess.json"
 
@@ -103,7 +102,7 @@ def import_dataset(src, dst, source_format=None, label_spec=None, overwrite=Fals
         report = _report(src, dst, source_format, label_spec, index, checks, cases, warnings)
         write_json_atomic(tmp / REPORT_JSON, report)
     if staging != dst:
-        _swap_into_place(staging, dst)
+        replace_dir(staging, dst)
     return ImportResult(index=dataset.load_dataset(dst), checks=checks, report=report)
 
 
@@ -119,13 +118,6 @@ def _check_paths(src, dst, overwrite):
             raise InputError(dst, "cannot overwrite a folder that contains the source")
         if not (dst / dataset.DATASET_JSON).is_file():
             raise InputError(dst, "exists and is not a dataset directory (no dataset.json); refusing to replace it")
-
-
-def _swap_into_place(staging, dst):
-    backup = dst.with_name(f".{dst.name}.old-{os.getpid()}")
-    os.rename(dst, backup)
-    os.rename(staging, dst)
-    shutil.rmtree(backup, ignore_errors=True)
 
 
 def _convert_all(cases, tmp, lut, on_case):

@@ -9,7 +9,6 @@ a case does not change when the number of cases, the split or the label set chan
 """
 
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -23,7 +22,7 @@ from keras_cdseg.data.phantom_anatomy import KIDNEY_TISSUES, LIVER_TISSUES, NUM_
 from keras_cdseg.data.phantom_intensity import render_ct, render_mr
 from keras_cdseg.data.phantom_paint import paint_tissues
 from keras_cdseg.errors import InputError
-from keras_cdseg.io_utils import atomic_dir, write_json_atomic
+from keras_cdseg.io_utils import atomic_dir, replace_dir, write_json_atomic
 
 GENERATOR_VERSION = 1
 DATASET_NAME = "cdseg-synthetic"
@@ -264,7 +263,7 @@ def write_synthetic_dataset(
         })  # fmt: skip
         write_json_atomic(tmp / "synth.json", {"settings": settings, "cases": case_infos})
     if staging_target != out_dir:
-        _replace_dir(staging_target, out_dir)
+        replace_dir(staging_target, out_dir)
 
     return load_dataset(out_dir)
 
@@ -278,11 +277,3 @@ def _check_target(out_dir, overwrite):
         raise InputError(out_dir, "exists and is not a directory; refusing to replace it")
     if any(out_dir.iterdir()) and not (out_dir / "synth.json").is_file():
         raise InputError(out_dir, "is not a synthetic dataset (no synth.json); refusing to replace it")
-
-
-def _replace_dir(new, target):
-    """Swaps a finished directory in for `target`: the old one is moved aside first, deleted last."""
-    trash = target.with_name(f".{target.name}.old-{os.getpid()}")
-    os.rename(target, trash)
-    os.rename(new, target)
-    shutil.rmtree(trash, ignore_errors=True)

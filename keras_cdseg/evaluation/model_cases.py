@@ -73,6 +73,7 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
             spacing_mm=label.spacing_mm,
             modality=case.modality,
             image=image.data if with_images else None,
+            affine=label.affine,
         )
 
 
