@@ -145,6 +145,8 @@ def figure_lines(figure):
 
         lines.append(f"| {entry['kernel']} | {overlap('Pre-BN')} | {overlap('Post-BN')} | {mean_pair('Pre-BN')} | "
                      f"{mean_pair('Post-BN')} |")  # fmt: skip
+    averages = [mean_std([e[label]["overlap"] for e in figure["kernels"]])[0] for label in ("Pre-BN", "Post-BN")]
+    lines.append("| mean | " + " | ".join(DASH if a is None else f"{a:.2f}" for a in averages) + " | | |")
     return lines
 
 

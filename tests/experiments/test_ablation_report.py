@@ -55,3 +55,4 @@ def test_failed_runs_and_a_missing_figure_are_stated():
          "Post-BN": {"overlap": 0.75, "mean": {"CT": 0.2, "MR": 0.2}, "std": {}}}]}  # fmt: skip
     report = render_report(RECORD, figure)
     assert "![Fig. 2](fig2.png)" in report and "| down1:3 | 0.25 | 0.75 | 0.100 / 0.300 | 0.200 / 0.200 |" in report
+    assert "| mean | 0.25 | 0.75 | | |" in report
