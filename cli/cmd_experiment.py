@@ -14,15 +14,16 @@ def experiment():
 
 @experiment.command()
 @click.option("--data", "data_dir", type=click.Path(file_okay=False),
-              help="Dataset directory (MSD layout); its test split evaluates every run. Required unless --report-only.")  # fmt: skip
+              help="Dataset directory (MSD layout); its test split evaluates every run (not needed with --report-only).")  # fmt: skip
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="RESULTS_DIR: run directories, runs.json, report.md, Fig. 2. Re-run the command to resume.")  # fmt: skip
+              help="RESULTS_DIR: runs, runs.json, report.md, Fig. 2. Run the command again to resume.")  # fmt: skip
 @click.option("--seeds", type=click.IntRange(min=1), default=3, show_default=True,
               help="Seeds 0..N-1; each seed trains every variant (weights, train/val split, data order).")  # fmt: skip
 @click.option("--steps", type=click.IntRange(min=1), help="Training steps per run [default: 600].")
 @click.option("--size", "image_size", type=click.IntRange(min=8), help="Input size in pixels [default: 64].")
 @click.option("--spacing", "target_spacing_mm", type=click.FloatRange(min=0, min_open=True),
               help="In-plane spacing in mm [default: 6].")  # fmt: skip
+@click.option("--preset", type=click.Choice(["unet", "paper"]), help="Generator layout [default: unet].")
 @click.option("--base-filters", type=click.IntRange(min=1), help="Filters of the first U-Net level [default: 16].")
 @click.option("--depth", type=click.IntRange(min=1), help="Down-sampling levels [default: 3].")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Slices per step [default: 8].")
@@ -31,8 +32,8 @@ def experiment():
 @click.option("--report-only", is_flag=True, help="Only rebuild runs.json and report.md from finished runs.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=0, show_default=True, help="Keras progress per run.")
 @user_errors
-def ablation(data_dir, out_dir, seeds, steps, image_size, target_spacing_mm, base_filters, depth, batch_size, tables,
-             only, report_only, verbose):  # fmt: skip
+def ablation(data_dir, out_dir, seeds, steps, image_size, target_spacing_mm, preset, base_filters, depth, batch_size,
+             tables, only, report_only, verbose):  # fmt: skip
     """Train and evaluate the paper's variants per seed; write RESULTS_DIR/report.md.
 
     Table 2: Post-BN w/o CAN, Pre-BN w/o CAN, Post-BN + CAN, Pre-IN + CAN, Pre-BN + CAN, Att-DCN, Cond-DCN.
@@ -58,7 +59,7 @@ def ablation(data_dir, out_dir, seeds, steps, image_size, target_spacing_mm, bas
         if not data_dir:
             raise InputError("--data", "required (the dataset directory)")
         given = {"steps": steps, "image_size": image_size, "target_spacing_mm": target_spacing_mm,
-                 "base_filters": base_filters, "depth": depth, "batch_size": batch_size}  # fmt: skip
+                 "preset": preset, "base_filters": base_filters, "depth": depth, "batch_size": batch_size}  # fmt: skip
         settings = AblationSettings(**{k: v for k, v in given.items() if v is not None})
         record = run_ablation(data_dir, out_dir, settings, seeds=range(seeds), tables=table_numbers, only=keys,
                               verbose=verbose)  # fmt: skip

@@ -10,7 +10,9 @@ excludes 0. A cell is "—" when no run of that row has finished.
 from keras_cdseg.experiments.stats import excludes_zero, mean_std, paired_difference
 from keras_cdseg.experiments.variants import CONTEXT_ROWS, REFERENCE, VARIANTS, VARIANTS_BY_KEY
 
-SCORE_COLUMNS = (("VO", "vo"), ("RVD", "rvd"), ("ASSD", "assd"), ("RMSD", "rmsd"), ("MSSD", "mssd"), ("Overall", "overall"))
+SCORE_COLUMNS = (
+    ("VO", "vo"), ("RVD", "rvd"), ("ASSD", "assd"), ("RMSD", "rmsd"), ("MSSD", "mssd"), ("Overall", "overall")
+)  # fmt: skip
 GROUPS = (("CT", "CT"), ("MR", "MR"), ("all", "CT + MR"))
 DASH = "—"
 
@@ -49,7 +51,8 @@ def format_difference(difference, digits=1):
     text = f"{difference['mean']:+.{digits}f}"
     if difference["low"] is None:
         return text + " (n/a: 1 seed)"
-    return text + f" [{difference['low']:+.{digits}f}, {difference['high']:+.{digits}f}]" + (" *" if excludes_zero(difference) else "")
+    interval = f" [{difference['low']:+.{digits}f}, {difference['high']:+.{digits}f}]"
+    return text + interval + (" *" if excludes_zero(difference) else "")
 
 
 def score_table(runs, rows, group):
@@ -87,7 +90,8 @@ def difference_table(runs, rows, groups):
 
 
 def table_rows(table):
-    return [(v.label, v.key, None) for v in VARIANTS if table in v.tables and (table != 5 or v.key in CONTEXT_ROWS.values())]
+    """`[(label, variant key, None)]` of the variants listed in `table`, in `VARIANTS` order."""
+    return [(v.label, v.key, None) for v in VARIANTS if table in v.tables]
 
 
 def grouped_tables(runs, rows, title):
@@ -154,8 +158,9 @@ def runs_table(runs):
     lines = ["| seed | variant | status | steps | best step | train s | evaluate s |", "|---|---|---|---|---|---|---|"]
     for run in runs:
         train, timings = run.get("train") or {}, run.get("timings_s") or {}
-        lines.append(f"| {run['seed']} | {run['variant']} | {run['status']} | {train.get('steps_done', DASH)} | "
-                     f"{train.get('best_step', DASH)} | {timings.get('train_s', DASH)} | {timings.get('evaluate_s', DASH)} |")  # fmt: skip
+        cells = [run["seed"], run["variant"], run["status"], train.get("steps_done", DASH), train.get("best_step", DASH),
+                 timings.get("train_s", DASH), timings.get("evaluate_s", DASH)]  # fmt: skip
+        lines.append("| " + " | ".join(str(cell) for cell in cells) + " |")
     return lines
 
 

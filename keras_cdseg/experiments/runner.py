@@ -217,7 +217,7 @@ def make_figure(out_dir, test_slices, log):
     out_dir = Path(out_dir)
     seeds = sorted(int(p.name[4:]) for p in (out_dir / "runs").glob("seed*"))
     for seed in seeds:
-        roots = {label: run_root(out_dir, seed, key) for label, key in (("Pre-BN", REFERENCE), ("Post-BN", "post_bn_can"))}
+        roots = {"Pre-BN": run_root(out_dir, seed, REFERENCE), "Post-BN": run_root(out_dir, seed, "post_bn_can")}
         if all((_read_json(r / RESULT_FILE) or {}).get("status") == "finished" for r in roots.values()):
             break
     else:
@@ -296,7 +296,8 @@ def _class_results(report):
 
 def _sparsity_summary(sparsity):
     groups = {**sparsity["per_modality"], "all": sparsity["all"]}
-    return {group: {k: s[k] for k in ("overall", "mean_over_blocks", "per_block", "num_slices")} for group, s in groups.items()}
+    keys = ("overall", "mean_over_blocks", "per_block", "num_slices")
+    return {group: {k: s[k] for k in keys} for group, s in groups.items()}
 
 
 def _log_result(prefix, result, log):
@@ -304,7 +305,8 @@ def _log_result(prefix, result, log):
         log(f"{prefix}: FAILED ({result['error']})")
         return
     primary = next(iter(result["classes"]))
-    parts = [f"{group} overall {values['scores'].get('overall', float('nan')):.1f} dice {values['metrics'].get('dice', float('nan')):.3f}"
+    nan = float("nan")
+    parts = [f"{group} overall {values['scores'].get('overall', nan):.1f} dice {values['metrics'].get('dice', nan):.3f}"
              for group, values in result["classes"][primary].items() if group != "all"]  # fmt: skip
     log(f"{prefix}: {primary} " + "; ".join(parts) + f" ({json.dumps(result['timings_s'])})")
 

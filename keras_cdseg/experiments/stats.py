@@ -36,19 +36,21 @@ def paired_difference(values, reference, confidence=0.95):
     """
     from scipy import stats
 
-    seeds = sorted(
-        s for s in set(values) & set(reference)
-        if values[s] is not None and reference[s] is not None and math.isfinite(values[s]) and math.isfinite(reference[s])
-    )  # fmt: skip
+    seeds = sorted(s for s in set(values) & set(reference) if _finite(values[s]) and _finite(reference[s]))
     differences = np.array([values[s] - reference[s] for s in seeds], dtype=np.float64)
     result = {"n": len(seeds), "mean": None, "low": None, "high": None, "seeds": seeds}
     if not len(seeds):
         return result
     result["mean"] = float(differences.mean())
     if len(seeds) >= 2:
-        half_width = float(stats.t.ppf(0.5 + confidence / 2, len(seeds) - 1) * differences.std(ddof=1) / math.sqrt(len(seeds)))
+        quantile = stats.t.ppf(0.5 + confidence / 2, len(seeds) - 1)
+        half_width = float(quantile * differences.std(ddof=1) / math.sqrt(len(seeds)))
         result["low"], result["high"] = result["mean"] - half_width, result["mean"] + half_width
     return result
+
+
+def _finite(value):
+    return value is not None and math.isfinite(value)
 
 
 def excludes_zero(difference):
