@@ -1,10 +1,14 @@
 """Volume inference: the one code path shared by validation, `cdseg evaluate`, `cdseg predict` and clients.
 
-    volume --prepare_volume--> [S, H, W] --2T+1 context, batches--> predictor --> [B, H, W, C]
-           --argmax per batch--> labels --restore to the input grid--> --largest 3D component per organ--> labels
+    volume --slab of B + 2T slices: prepare_slices--> --2T+1 context--> predictor --> [B, H, W, C]
+           --argmax--> --restore in-plane, write into the uint8 output (input axis order)--> ... next slab
+           --largest 3D component per organ, in place--> labels
 
-Slices are streamed through the network in batches and reduced to labels batch by batch, so memory for the
-network stays flat as volumes grow (probabilities are only kept, as float16, when they are asked for).
+`predict_volume` streams the volume: clip limits come once from a strided sample of the whole volume, then
+each batch of B slices is prepared (with its T neighbours on each side), segmented and restored onto the
+input grid before the next one is touched. Beyond the input and the uint8 output, memory holds a few slabs,
+whatever the number of slices. Every step works slice by slice, so the result is bit for bit the one of
+`prepare_volume` + `segment_prepared` + `restore_labels` on the whole volume.
 """
 
 import dataclasses
@@ -12,7 +16,14 @@ import time
 
 import numpy as np
 
-from keras_cdseg.data.preprocessing import context_stack, prepare_volume, restore_labels, restore_probabilities
+from keras_cdseg.data.preprocessing import (
+    canonical_slices,
+    context_stack,
+    prepare_slices,
+    restore_label_slices,
+    restore_probability_slices,
+    volume_geometry,
+)
 from keras_cdseg.postprocessing import keep_largest_component
 
 PROBABILITY_SCALE = 255
@@ -40,6 +51,36 @@ def iter_batches(prepared_image, context, batch_size=16):
         yield indices, np.ascontiguousarray(context_stack(prepared_image, indices, context), dtype=np.float32)
 
 
+def iter_volume_batches(data, geometry, context, batch_size=16):
+    """Yields `(slice_indices, slices [N, H, W, 2T+1] float32)` prepared on the fly from a volume as loaded.
+
+    The streaming form of `iter_batches(prepare_volume(...).image, ...)`, with the same values bit for bit:
+    each slice is prepared once (`prepare_slices`) and at most `batch_size + 2 * context` prepared slices are
+    held. Context past either end repeats the edge slice, as in `context_stack`.
+
+    Args:
+        data: image array in its original axis order (e.g. `Volume.data`).
+        geometry: `VolumeGeometry` from `volume_geometry` for that volume.
+        context: int. T.
+        batch_size: int. Slices per batch. Defaults to 16.
+    """
+    if not (isinstance(batch_size, (int, np.integer)) and batch_size > 0):
+        raise ValueError(f"batch_size must be a positive int. Received: batch_size={batch_size!r}")
+    num_slices = geometry.num_slices
+    size = geometry.image_size
+    window = np.empty((0, size, size), dtype=np.float32)  # prepared slices window_start:window_start + len
+    window_start = 0
+    for start in range(0, num_slices, batch_size):
+        stop = min(start + batch_size, num_slices)
+        needed_start, needed_stop = max(0, start - context), min(num_slices, stop + context)
+        # The previous window always reaches at least needed_start, so only new slices are prepared.
+        fresh = prepare_slices(data, geometry, window_start + len(window), needed_stop)
+        window = np.concatenate([window[needed_start - window_start :], fresh], axis=0)
+        window_start = needed_start
+        indices = np.arange(start, stop)
+        yield indices, np.ascontiguousarray(context_stack(window, indices - window_start, context), dtype=np.float32)
+
+
 def predict_prepared(predict, prepared_image, context, batch_size=16):
     """Probabilities for every slice of a prepared `[S, H, W]` volume, `[S, H, W, C]` float32."""
     batches = iter_batches(prepared_image, context, batch_size)
@@ -48,7 +89,9 @@ def predict_prepared(predict, prepared_image, context, batch_size=16):
 
 def segment_prepared(predict, prepared_image, context, batch_size=16):
     """Arg-max labels `[S, H, W]` uint8 for a prepared volume (probabilities are dropped batch by batch)."""
-    labels, _, _ = _run_network(predict, prepared_image, context, batch_size, keep_probabilities=False)
+    labels = np.empty(prepared_image.shape, dtype=np.uint8)
+    for indices, batch in _network_batches(predict, iter_batches(prepared_image, context, batch_size), {}):
+        labels[indices[0] : indices[-1] + 1] = np.argmax(batch, axis=-1)
     return labels
 
 
@@ -88,22 +131,31 @@ def predict_volume(predict, volume, data_config, largest_component_classes=(1,),
     Returns:
         `VolumePrediction`.
     """
-    seconds = {}
+    seconds = {"prepare": 0.0, "network": 0.0, "postprocess": 0.0}
     start = time.perf_counter()
-    prepared = prepare_volume(volume, data_config)
-    seconds["prepare"] = time.perf_counter() - start
-    labels, probabilities, seconds["network"] = _run_network(
-        predict, prepared.image, data_config.context, batch_size, keep_probabilities=with_probabilities
-    )
+    data = np.asarray(volume.data)
+    geometry = volume_geometry(volume, data_config)
+    # The output takes the input's memory layout (Fortran for NIfTI), so slab writes follow the same strides.
+    labels = np.empty_like(data, dtype=np.uint8)
+    labels_slices = canonical_slices(labels, geometry)
+    probabilities = probabilities_slices = None
+    seconds["prepare"] += time.perf_counter() - start
+    batches = _timed(iter_volume_batches(data, geometry, data_config.context, batch_size), seconds, "prepare")
+    for indices, batch in _network_batches(predict, batches, seconds):
+        start = time.perf_counter()
+        window = slice(indices[0], indices[-1] + 1)
+        labels_slices[window] = restore_label_slices(np.argmax(batch, axis=-1).astype(np.uint8), geometry)
+        if with_probabilities:
+            if probabilities is None:
+                probabilities = np.empty(labels.shape + batch.shape[-1:], dtype=np.uint8)
+                probabilities_slices = canonical_slices(probabilities, geometry)
+            probabilities_slices[window] = _restore_scaled_probabilities(batch, geometry)
+        seconds["postprocess"] += time.perf_counter() - start
     start = time.perf_counter()
-    labels = restore_labels(labels, prepared.geometry)
     if largest_component_classes:
-        labels = keep_largest_component(labels, connectivity=26, classes=list(largest_component_classes))
-    restored = None
-    if with_probabilities:
-        restored = _restore_scaled_probabilities(probabilities, prepared.geometry)
-    seconds["postprocess"] = time.perf_counter() - start
-    return VolumePrediction(labels=labels, probabilities=restored, geometry=prepared.geometry, seconds=seconds)
+        keep_largest_component(labels, connectivity=26, classes=list(largest_component_classes), in_place=True)
+    seconds["postprocess"] += time.perf_counter() - start
+    return VolumePrediction(labels=labels, probabilities=probabilities, geometry=geometry, seconds=seconds)
 
 
 def segment_volume(predict, volume, data_config, largest_component_classes=(1,), batch_size=16):
@@ -123,35 +175,35 @@ def segment_volume(predict, volume, data_config, largest_component_classes=(1,),
     return predict_volume(predict, volume, data_config, largest_component_classes, batch_size).labels
 
 
-def _run_network(predict, prepared_image, context, batch_size, keep_probabilities):
-    """Arg-max labels `[S, H, W]`, float16 probabilities (or None) and the seconds spent inside `predict`."""
-    num_slices, height, width = prepared_image.shape
-    labels = np.empty((num_slices, height, width), dtype=np.uint8)
-    probabilities = None
-    network_seconds = 0.0
-    for indices, slices in iter_batches(prepared_image, context, batch_size):
+def _timed(iterator, seconds, key):
+    """Yields from `iterator`, adding the time spent producing each item to `seconds[key]`."""
+    while True:
+        start = time.perf_counter()
+        item = next(iterator, None)
+        seconds[key] += time.perf_counter() - start
+        if item is None:
+            return
+        yield item
+
+
+def _network_batches(predict, batches, seconds):
+    """Yields `(slice_indices, probabilities [N, H, W, C])` per batch; adds time in `predict` to seconds["network"]."""
+    for indices, slices in batches:
         start = time.perf_counter()
         batch = np.asarray(predict(slices))
-        network_seconds += time.perf_counter() - start
+        seconds["network"] = seconds.get("network", 0.0) + time.perf_counter() - start
         if batch.shape[:3] != slices.shape[:3]:
             raise ValueError(f"predictor returned shape {batch.shape} for input slices of shape {slices.shape}")
-        labels[indices[0] : indices[-1] + 1] = np.argmax(batch, axis=-1)
-        if keep_probabilities:
-            if probabilities is None:
-                probabilities = np.empty((num_slices, height, width, batch.shape[-1]), dtype=np.float16)
-            probabilities[indices[0] : indices[-1] + 1] = batch
-    return labels, probabilities, network_seconds
+        yield indices, batch
 
 
-def _restore_scaled_probabilities(probabilities, geometry):
-    # One class at a time keeps the float32 working set to a single class volume.
-    num_classes = probabilities.shape[-1]
-    restored = np.empty(tuple(geometry.original_shape) + (num_classes,), dtype=np.uint8)
-    for class_index in range(num_classes):
-        channel = probabilities[..., class_index : class_index + 1].astype(np.float32)
-        background = 0 if class_index == 0 else None
-        values = restore_probabilities(channel, geometry, background_class=background)[..., 0]
-        np.clip(values, 0.0, 1.0, out=values)
-        values *= PROBABILITY_SCALE
-        restored[..., class_index] = np.rint(values)
-    return restored
+def _restore_scaled_probabilities(batch, geometry):
+    """uint8 probability × 255 of one batch on the original in-plane grid, `[N, n0, n1, C]` in RAS slice order.
+
+    Probabilities pass through float16 (the precision they were once stored in), so results do not
+    depend on how the volume is split into batches or on the predictor's output precision beyond that.
+    """
+    values = restore_probability_slices(batch.astype(np.float16).astype(np.float32), geometry, background_class=0)
+    np.clip(values, 0.0, 1.0, out=values)
+    values *= PROBABILITY_SCALE
+    return np.rint(values).astype(np.uint8)

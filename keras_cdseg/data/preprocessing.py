@@ -13,6 +13,12 @@ The in-plane map is centre-aligned: the resampled grid of `round(n * spacing / t
 target spacing shares its centre with the input grid, then an integer centre pad/crop fits it into
 `image_size`. With spacing equal to the target and a size that fits, every step is an exact copy, so a label
 map survives `prepare_volume` + `restore_labels` bit for bit. Pure numpy/nibabel, no TensorFlow.
+
+Streaming (`keras_cdseg.inference.predict_volume`) uses the same steps slab by slab: `volume_geometry` (clip
+limits from a strided sample of the whole volume), `prepare_slices`, then `restore_label_slices` /
+`restore_probability_slices` written through `canonical_slices(output, geometry)`, a view of an output
+volume in the input's axis order. Every step works slice by slice, so slabs give the whole-volume values
+bit for bit; the whole-volume functions are these slab functions applied to all slices.
 """
 
 import dataclasses
@@ -22,7 +28,6 @@ from nibabel import orientations as nio
 
 from keras_cdseg.data.nifti_io import check_same_grid
 
-_RAS = np.array([[0, 1], [1, 1], [2, 1]])
 _MAX_PERCENTILE_SAMPLES = 2**21
 
 
@@ -153,6 +158,9 @@ class PreparedVolume:
 def prepare_volume(image, config, label=None):
     """Reorients, rescales intensities, resamples and pads/crops a volume into slice-first model input.
 
+    The whole-volume form of `volume_geometry` + `prepare_slices` (which stream a volume slab by slab with
+    bit-identical results).
+
     Args:
         image: `Volume` (keras_cdseg.data.nifti_io). Any orientation and spacing; any numeric dtype.
         config: `DataConfig`. Uses `image_size`, `target_spacing_mm`, `clip_percentiles`.
@@ -166,12 +174,32 @@ def prepare_volume(image, config, label=None):
     """
     if label is not None:
         check_same_grid(image, label)
+    geometry = volume_geometry(image, config)
+    prepared_image = prepare_slices(image.data, geometry, 0, geometry.num_slices)
+    prepared_label = None
+    if label is not None:
+        label_slices = canonical_slices(np.asarray(label.data, dtype=np.uint8), geometry)
+        prepared_label = _resample_in_plane(label_slices, geometry, order=0)
+    return PreparedVolume(image=prepared_image, label=prepared_label, geometry=geometry)
+
+
+def volume_geometry(image, config):
+    """The `VolumeGeometry` `prepare_volume` uses for `image`, including its clip limits; copies no voxels.
+
+    Args:
+        image: `Volume`. Any orientation and spacing; any numeric dtype.
+        config: `DataConfig`.
+
+    Returns:
+        `VolumeGeometry` whose `intensity_range` is `intensity_limits(image.data, config.clip_percentiles)`
+        (computed once, from a strided sample, for the whole volume: slabs prepared with it are normalised
+        exactly as the whole volume is).
+    """
     data = np.asarray(image.data)
     affine = np.asarray(image.affine, dtype=np.float64)
     orientation = nio.io_orientation(affine).astype(int)
-    canonical = nio.apply_orientation(data, orientation)
     canonical_affine = affine @ nio.inv_ornt_aff(orientation, data.shape)
-    geometry = VolumeGeometry(
+    return VolumeGeometry(
         original_shape=tuple(int(n) for n in data.shape),
         original_affine=tuple(tuple(float(v) for v in row) for row in affine),
         orientation=tuple((int(a), int(f)) for a, f in orientation),
@@ -180,19 +208,39 @@ def prepare_volume(image, config, label=None):
         image_size=int(config.image_size),
         intensity_range=intensity_limits(data, config.clip_percentiles),
     )
+
+
+def canonical_slices(array, geometry):
+    """View of an array on the original grid as RAS slices, `[num_slices, n0, n1, ...]` (no copy).
+
+    Trailing axes (e.g. classes) are kept. The view is writable when `array` is, so restored slabs can be
+    written straight into an output volume in the input's own axis order.
+    """
+    return np.moveaxis(nio.apply_orientation(array, np.asarray(geometry.orientation)), 2, 0)
+
+
+def prepare_slices(data, geometry, start, stop):
+    """Prepared image slices `start:stop` (RAS superior order), float32 `[stop - start, H, W]`.
+
+    Args:
+        data: the image array as loaded (original axis order), e.g. `Volume.data`. Not modified.
+        geometry: `VolumeGeometry` from `volume_geometry` (its `intensity_range` sets the clip limits).
+        start, stop: int. Slice range, `0 <= start <= stop <= geometry.num_slices`.
+
+    Every step works slice by slice, so any split into slabs gives the same values, bit for bit, as
+    `prepare_volume`. Memory: two float32 slabs at the input's in-plane size, one at the prepared size.
+    """
+    if not 0 <= start <= stop <= geometry.num_slices:
+        raise ValueError(f"slice range {start}:{stop} outside 0:{geometry.num_slices}")
+    source = canonical_slices(np.asarray(data), geometry)[start:stop]
     low, high = geometry.intensity_range
     # Slice-first C-contiguous float32 copy; clipping here (before resampling) keeps interpolation from
-    # spreading outliers, and the transposing copy is paid once on the full-resolution array.
-    slices = np.empty((canonical.shape[2], canonical.shape[0], canonical.shape[1]), dtype=np.float32)
-    np.clip(np.moveaxis(canonical, 2, 0), low, high, out=slices, casting="unsafe")
+    # spreading outliers, and the transposing copy is paid once on the full-resolution slab.
+    slices = np.empty(source.shape, dtype=np.float32)
+    np.clip(source, low, high, out=slices, casting="unsafe")
     slices -= np.float32(low)
     slices *= np.float32(1.0 / (high - low)) if high > low else np.float32(0.0)
-    prepared_image = _resample_in_plane(slices, geometry, order=1)
-    prepared_label = None
-    if label is not None:
-        label_slices = np.moveaxis(nio.apply_orientation(np.asarray(label.data, dtype=np.uint8), orientation), 2, 0)
-        prepared_label = _resample_in_plane(label_slices, geometry, order=0)
-    return PreparedVolume(image=prepared_image, label=prepared_label, geometry=geometry)
+    return _resample_in_plane(slices, geometry, order=1)
 
 
 def intensity_limits(data, clip_percentiles, max_samples=_MAX_PERCENTILE_SAMPLES):
@@ -223,8 +271,20 @@ def restore_labels(labels_prepared, geometry):
     """
     labels_prepared = np.asarray(labels_prepared)
     _check_prepared_shape(labels_prepared.shape[:3], geometry)
-    restored = _restore_in_plane(labels_prepared.astype(np.uint8, copy=False), geometry, order=0, cval=0)
-    return _to_original_orientation(restored, geometry)
+    restored = np.empty(geometry.original_shape, dtype=np.uint8)
+    canonical_slices(restored, geometry)[:] = restore_label_slices(labels_prepared, geometry)
+    return restored
+
+
+def restore_label_slices(labels_prepared, geometry):
+    """Labels of a slab of prepared slices `[n, H, W]` on the original in-plane grid, uint8 `[n, n0, n1]`.
+
+    The result is in RAS slice order: write it into `canonical_slices(output, geometry)[start:start + n]`
+    to place it in an output volume in the input's axis order (as `restore_labels` does for all slices).
+    """
+    labels_prepared = np.asarray(labels_prepared)
+    _check_prepared_shape(labels_prepared.shape[:3], geometry, num_slices=len(labels_prepared))
+    return _restore_in_plane(labels_prepared.astype(np.uint8, copy=False), geometry, order=0, cval=0)
 
 
 def restore_probabilities(probabilities_prepared, geometry, background_class=0):
@@ -241,12 +301,24 @@ def restore_probabilities(probabilities_prepared, geometry, background_class=0):
     """
     probabilities_prepared = np.asarray(probabilities_prepared, dtype=np.float32)
     _check_prepared_shape(probabilities_prepared.shape[:3], geometry)
-    num_classes = probabilities_prepared.shape[3]
-    cval = np.zeros(num_classes, dtype=np.float32)
+    restored = np.empty(tuple(geometry.original_shape) + probabilities_prepared.shape[3:], dtype=np.float32)
+    canonical_slices(restored, geometry)[:] = restore_probability_slices(
+        probabilities_prepared, geometry, background_class
+    )
+    return restored
+
+
+def restore_probability_slices(probabilities_prepared, geometry, background_class=0):
+    """Probabilities of a slab `[n, H, W, C]` on the original in-plane grid, float32 `[n, n0, n1, C]`.
+
+    RAS slice order, like `restore_label_slices`; `background_class` as in `restore_probabilities`.
+    """
+    probabilities_prepared = np.asarray(probabilities_prepared, dtype=np.float32)
+    _check_prepared_shape(probabilities_prepared.shape[:3], geometry, num_slices=len(probabilities_prepared))
+    cval = np.zeros(probabilities_prepared.shape[3], dtype=np.float32)
     if background_class is not None:
         cval[background_class] = 1.0
-    restored = _restore_in_plane(probabilities_prepared, geometry, order=1, cval=cval)
-    return _to_original_orientation(restored, geometry)
+    return _restore_in_plane(probabilities_prepared, geometry, order=1, cval=cval)
 
 
 def context_slices(volume, index, context):
@@ -263,8 +335,9 @@ def context_stack(volume, indices, context):
     return np.moveaxis(stacks, 1, -1)
 
 
-def _check_prepared_shape(shape, geometry):
-    expected = (geometry.num_slices, geometry.image_size, geometry.image_size)
+def _check_prepared_shape(shape, geometry, num_slices=None):
+    num_slices = geometry.num_slices if num_slices is None else num_slices
+    expected = (num_slices, geometry.image_size, geometry.image_size)
     if tuple(shape) != expected:
         raise ValueError(f"prepared array has shape {tuple(shape)}, geometry expects {expected}")
 
@@ -279,12 +352,6 @@ def _restore_in_plane(prepared, geometry, order, cval):
     # W first: gathers along the inner axis cost per element, so do them while the array is small.
     out = _resample_axis(prepared, 2, geometry.window_coords(1), order, cval)
     return _resample_axis(out, 1, geometry.window_coords(0), order, cval)
-
-
-def _to_original_orientation(slices_first, geometry):
-    canonical = np.moveaxis(slices_first, 0, 2)
-    inverse = nio.ornt_transform(_RAS, np.asarray(geometry.orientation))
-    return np.ascontiguousarray(nio.apply_orientation(canonical, inverse))
 
 
 def _resample_axis(array, axis, source_coords, order, cval):
