@@ -150,7 +150,7 @@ def save_like(data, reference, path, dtype=None):
         raise ValueError(f"data shape {data.shape} differs from reference shape {reference.shape}")
     dtype = np.dtype(dtype or data.dtype)
     header = reference.header.copy() if reference.header is not None else None
-    img = nib.Nifti1Image(data.astype(dtype), reference.affine, header=header)
+    img = nib.Nifti1Image(data.astype(dtype, copy=False), reference.affine, header=header)
     img.set_data_dtype(dtype)
     # Labels must not be rescaled by the reference's slope/intercept.
     img.header.set_slope_inter(1, 0)
