@@ -129,7 +129,9 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
     _set_precision(train_config.mixed_precision, log)
 
     cache_dir = Path(run_config.cache_dir) if run_config.cache_dir else run_dir / layout.CACHE_DIR
-    data = prepare_training_data(run_config, cache_dir, split=record.get("split") if resume else None)
+    data = prepare_training_data(
+        run_config, cache_dir, split=record.get("split") if resume else None, progress=verbose != 0
+    )
     num_replicas = strategy.num_replicas_in_sync
     global_batch = train_config.batch_size * num_replicas
     run_config = dataclasses.replace(run_config, model=dataclasses.replace(run_config.model, num_classes=data.num_classes))
