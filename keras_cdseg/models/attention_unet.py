@@ -3,8 +3,7 @@
 import keras
 
 from keras_cdseg.layers.attention_gate import AttentionGate
-from keras_cdseg.layers.pre_norm_conv_block import PreNormConvBlock
-from keras_cdseg.models.segmenter import _paper_body, _unet_body, resolve_levels, softmax_head
+from keras_cdseg.models.segmenter import _paper_body, _unet_body, block_factory, resolve_levels, softmax_head
 
 
 def build_attention_segmenter(
@@ -50,16 +49,7 @@ def build_attention_segmenter(
     """
     filters, kernel_size = resolve_levels(input_shape, preset, base_filters, depth, norm_order)
 
-    def block(num_filters, size, block_name, strides=1):
-        return PreNormConvBlock(
-            num_filters,
-            kernel_size=size,
-            strides=strides,
-            norm=norm,
-            norm_first=norm_order == "pre",
-            synchronized=synchronized,
-            name=block_name,
-        )
+    block = block_factory(norm, norm_order, synchronized)
 
     def gated_skip(level, skip, gating):
         # Half the skip's channels for the attention space, as in Oktay et al.

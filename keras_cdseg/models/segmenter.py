@@ -54,6 +54,15 @@ def build_segmenter(
     (None, 32, 32, 2)
     """
     filters, kernel_size = resolve_levels(input_shape, preset, base_filters, depth, norm_order)
+    block = block_factory(norm, norm_order, synchronized)
+    inputs = keras.Input(shape=input_shape, name="slices")
+    body = _paper_body if preset == "paper" else _unet_body
+    return softmax_head(inputs, body(inputs, filters, kernel_size, block), num_classes, name)
+
+
+def block_factory(norm, norm_order, synchronized):
+    """`block(num_filters, kernel_size, name, strides=1)` making the `PreNormConvBlock`s of every level."""
+
     def block(num_filters, kernel_size, block_name, strides=1):
         return PreNormConvBlock(
             num_filters,
@@ -65,9 +74,7 @@ def build_segmenter(
             name=block_name,
         )
 
-    inputs = keras.Input(shape=input_shape, name="slices")
-    body = _paper_body if preset == "paper" else _unet_body
-    return softmax_head(inputs, body(inputs, filters, kernel_size, block), num_classes, name)
+    return block
 
 
 def resolve_levels(input_shape, preset, base_filters, depth, norm_order):
