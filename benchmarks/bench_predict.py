@@ -127,7 +127,7 @@ def make_run_dir(root, args):
 
 def time_tflite_per_slice(path, slices, reference, repeats=3):
     """Best seconds per slice of a TFLite file, and its deviation from the Keras model on the same slices."""
-    from keras_cdseg.predictors import TFLitePredictor
+    from keras_cdseg.inference.predictors import TFLitePredictor
 
     predictor = TFLitePredictor(path)
     probabilities = predictor(slices)
@@ -159,8 +159,8 @@ def main():
 
     from keras_cdseg.data.nifti_io import save_array
     from keras_cdseg.deploy.predict import predict_cases
-    from keras_cdseg.export import export_model
-    from keras_cdseg.predictors import load_predictor
+    from keras_cdseg.deploy.export import export_model
+    from keras_cdseg.inference.predictors import load_predictor
 
     results = {
         "machine": f"{platform.machine()}, {os.cpu_count()} logical CPUs",
@@ -220,7 +220,7 @@ def main():
         # Variants run on real prepared slices (the middle of the last CT), compared with the Keras model.
         from keras_cdseg.data.nifti_io import load_image
         from keras_cdseg.data.preprocessing import prepare_volume
-        from keras_cdseg.inference import iter_batches
+        from keras_cdseg.inference.volume import iter_batches
 
         card = load_predictor(export.version_dir).card
         prepared = prepare_volume(load_image(scan), card.data_config).image

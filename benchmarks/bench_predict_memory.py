@@ -56,7 +56,7 @@ def measure(num_slices, size, batch_size, postprocess, labels):
 
     from keras_cdseg.config import DataConfig
     from keras_cdseg.data.nifti_io import Volume
-    from keras_cdseg.inference import keras_predictor, predict_volume
+    from keras_cdseg.inference.volume import keras_predictor, predict_volume
     from keras_cdseg.models.segmenter import build_segmenter
 
     keras.utils.set_random_seed(0)

@@ -112,7 +112,7 @@ def _evaluate_model(model_path, data_dir, split, batch_size, out_dir, scoring, l
     from keras_cdseg.data.dataset import load_dataset
     from keras_cdseg.errors import InputError
     from keras_cdseg.evaluation.model_cases import evaluate_model
-    from keras_cdseg.predictors import load_predictor
+    from keras_cdseg.inference.predictors import load_predictor
 
     index = load_dataset(data_dir)  # a bad dataset fails before the model is loaded
     unknown = [name for name in largest_component_classes if name not in index.labels]

@@ -32,7 +32,7 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
     """
     from keras_cdseg.deploy.inputs import discover_inputs
     from keras_cdseg.deploy.predict import predict_cases
-    from keras_cdseg.predictors import default_model_path, load_predictor
+    from keras_cdseg.inference.predictors import default_model_path, load_predictor
 
     discover_inputs(inputs)  # bad inputs fail before the model is loaded
     if model_path is None:

@@ -46,7 +46,7 @@ def synth(out_dir, seed, num_ct, num_mr, size, test_fraction, num_test, labels, 
     """
     import time
 
-    from keras_cdseg.data.synthetic import write_synthetic_dataset
+    from keras_cdseg.data.phantoms.synthetic import write_synthetic_dataset
 
     def progress(done, total, case_id, message):
         click.echo(f"[{done}/{total}] {case_id}: {message}", err=True)

@@ -52,7 +52,7 @@ def train(data_dir, out_dir, resume_dir, config_file, cache_dir, verbose, **opti
     Resume:   cdseg train --resume runs/x [--steps N]
     """
     from keras_cdseg.training import cli_config
-    from keras_cdseg.training.run_dir import load_run
+    from keras_cdseg.run_dir import load_run
 
     if options.get("norm") == "none":
         options["norm"] = ""  # ModelConfig reads "" as no normalization

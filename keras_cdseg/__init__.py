@@ -29,14 +29,14 @@ _EXPORTS = {
     "TrainConfig": "keras_cdseg.config",
     "RunConfig": "keras_cdseg.config",
     "train": "keras_cdseg.training.trainer",
-    "load_run": "keras_cdseg.training.run_dir",
+    "load_run": "keras_cdseg.run_dir",
     "prepare_volume": "keras_cdseg.data.preprocessing",
     "load_dataset": "keras_cdseg.data.dataset",
-    "write_synthetic_dataset": "keras_cdseg.data.synthetic",
-    "segment_volume": "keras_cdseg.inference",
-    "keras_predictor": "keras_cdseg.inference",
+    "write_synthetic_dataset": "keras_cdseg.data.phantoms.synthetic",
+    "segment_volume": "keras_cdseg.inference.volume",
+    "keras_predictor": "keras_cdseg.inference.volume",
     "compute_segmentation_metrics": "keras_cdseg.metrics.segmentation_metrics",
-    "keep_largest_component": "keras_cdseg.postprocessing",
+    "keep_largest_component": "keras_cdseg.inference.postprocessing",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

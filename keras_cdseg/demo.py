@@ -89,7 +89,7 @@ def run_demo(out_dir, settings=DemoSettings(), verbose="auto", log=None):
     data_dir, run_dir = out / "data", out / "run"
     log(f"[1/5] synthetic CT/MR dataset -> {data_dir}")
     if not (data_dir / "dataset.json").exists():
-        from keras_cdseg.data.synthetic import write_synthetic_dataset
+        from keras_cdseg.data.phantoms.synthetic import write_synthetic_dataset
 
         write_synthetic_dataset(
             data_dir, num_ct=settings.num_ct, num_mr=settings.num_mr, seed=settings.seed, size="small",
@@ -97,7 +97,7 @@ def run_demo(out_dir, settings=DemoSettings(), verbose="auto", log=None):
         )  # fmt: skip
     stage("synth_s")
 
-    from keras_cdseg.training.run_dir import CONFIG_FILE, load_run
+    from keras_cdseg.run_dir import CONFIG_FILE, load_run
     from keras_cdseg.training.trainer import train
 
     resume = (run_dir / CONFIG_FILE).exists()
@@ -109,8 +109,8 @@ def run_demo(out_dir, settings=DemoSettings(), verbose="auto", log=None):
         return {"status": summary["status"], "run": str(run_dir)}
 
     from keras_cdseg.evaluation.model_cases import evaluate_model
-    from keras_cdseg.export import export_model
-    from keras_cdseg.predictors import load_predictor
+    from keras_cdseg.deploy.export import export_model
+    from keras_cdseg.inference.predictors import load_predictor
 
     report_dir = out / "evaluation"
     log(f"[3/5] evaluating the test split per modality -> {report_dir}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from keras_cdseg.data.synthetic import case_rng, make_case
+from keras_cdseg.data.phantoms.synthetic import case_rng, make_case
 
 CONTOURS = ((1, "liver", "#ff3030"), (2, "spleen", "#30ff30"), (3, "kidneys", "#40a0ff"))
 CT_WINDOW_HU = (-160, 240)  # abdominal window W400 / L40

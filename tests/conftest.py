@@ -61,7 +61,7 @@ def run_layer_test():
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A small synthetic CT + MR dataset (liver only): 3 CT and 3 MR cases, one of each held out as test."""
-    from keras_cdseg.data.synthetic import write_synthetic_dataset
+    from keras_cdseg.data.phantoms.synthetic import write_synthetic_dataset
 
     root = tmp_path_factory.mktemp("datasets") / "tiny"
     write_synthetic_dataset(root, num_ct=3, num_mr=3, seed=0, size="small", num_test=1, labels="liver", progress=None)

@@ -15,7 +15,7 @@ MODULES = [
     "keras_cdseg.models.segmenter",
     "keras_cdseg.models.dice_score",
     "keras_cdseg.models.cross_domain_model",
-    "keras_cdseg.postprocessing",
+    "keras_cdseg.inference.postprocessing",
     "keras_cdseg.training.trainer",
 ]
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.postprocessing import keep_largest_component
+from keras_cdseg.inference.postprocessing import keep_largest_component
 
 
 def _blobs():

@@ -5,6 +5,8 @@
   all or nothing.
 - `preview`: a three-plane PNG with the predicted contours.
 
-Model export and loading live in `keras_cdseg.export` and `keras_cdseg.predictors`; the volume inference core
-in `keras_cdseg.inference`.
+- `export`: SavedModel (TF Serving layout), model.json and TFLite; `serving_client`: TF Serving clients.
+
+Model loading (`keras_cdseg.inference.predictors`) and the volume inference core (`keras_cdseg.inference.volume`)
+live in `keras_cdseg.inference`; nothing here or there imports the training package.
 """

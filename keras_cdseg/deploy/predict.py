@@ -25,7 +25,7 @@ from keras_cdseg.config import load_json
 from keras_cdseg.data.nifti_io import save_array, save_like, save_nifti
 from keras_cdseg.deploy.inputs import discover_inputs, load_input
 from keras_cdseg.errors import InputError
-from keras_cdseg.inference import PROBABILITY_SCALE, predict_volume
+from keras_cdseg.inference.volume import PROBABILITY_SCALE, predict_volume
 from keras_cdseg.io_utils import atomic_dir, write_json_atomic
 
 STATISTICS_JSON = "statistics.json"
@@ -50,7 +50,7 @@ def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=Fa
     Args:
         inputs: sequence of paths: NIfTI files, folders of NIfTI files, DICOM series folders.
         out_dir: path. Created if missing.
-        predictor: `keras_cdseg.predictors.Predictor` (its `card` gives preprocessing and labels).
+        predictor: `keras_cdseg.inference.predictors.Predictor` (its `card` gives preprocessing and labels).
         postprocess: bool. Keep the largest 3D component of the card's classes (the liver). Defaults to True.
         probabilities: bool. Also write class probabilities. Defaults to False.
         preview: bool. Also write a PNG preview per case. Defaults to False.

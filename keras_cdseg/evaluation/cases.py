@@ -15,7 +15,7 @@ from keras_cdseg.errors import InputError
 from keras_cdseg.evaluation.progress import ProgressLine
 from keras_cdseg.metrics import compute_segmentation_metrics
 from keras_cdseg.metrics.scores import get_scheme
-from keras_cdseg.postprocessing import keep_largest_component
+from keras_cdseg.inference.postprocessing import keep_largest_component
 
 LARGEST_COMPONENT_CONNECTIVITY = 26
 

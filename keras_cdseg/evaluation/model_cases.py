@@ -48,7 +48,7 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
     """Yields one `CasePair` per dataset `Case`: the reference label map and the model's prediction.
 
     Args:
-        predictor: a `keras_cdseg.predictors.Predictor` (or any callable with a `card`).
+        predictor: a `keras_cdseg.inference.predictors.Predictor` (or any callable with a `card`).
         cases: iterable of labelled `keras_cdseg.data.dataset.Case`.
         dataset_labels: dict name -> value; reference values outside it are an error.
         batch_size: int. Slices per network call.
@@ -57,7 +57,7 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
     Raises:
         InputError: unreadable image or label, label values not declared, label off the image grid.
     """
-    from keras_cdseg.inference import predict_volume
+    from keras_cdseg.inference.volume import predict_volume
 
     card = predictor.card
     for case in cases:
@@ -82,7 +82,7 @@ def evaluate_model(predictor, data_dir, out_dir, split="test", scoring="chaos",
     """Predicts a dataset split with `predictor`, evaluates it and writes the report directory atomically.
 
     Args:
-        predictor: `keras_cdseg.predictors.Predictor`.
+        predictor: `keras_cdseg.inference.predictors.Predictor`.
         data_dir: path of a dataset directory (MSD layout, dataset.json).
         out_dir: report directory to create (must not exist).
         split: "test" (default), "training" or "all". Unlabelled cases are skipped and listed in the report.

@@ -130,7 +130,7 @@ def run_one(variant, seed, data_dir, out_dir, settings, test_slices, verbose=0, 
     """
     import keras
 
-    from keras_cdseg.training.run_dir import SUMMARY_FILE, is_run_dir, load_run
+    from keras_cdseg.run_dir import SUMMARY_FILE, is_run_dir, load_run
     from keras_cdseg.training.trainer import train
 
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
@@ -158,7 +158,7 @@ def run_one(variant, seed, data_dir, out_dir, settings, test_slices, verbose=0, 
             return {"status": "interrupted"}
 
     from keras_cdseg.evaluation.model_cases import evaluate_model
-    from keras_cdseg.predictors import load_predictor
+    from keras_cdseg.inference.predictors import load_predictor
 
     started = time.perf_counter()
     predictor = load_predictor(train_dir)
@@ -211,8 +211,8 @@ def write_runs_json(out_dir, status=None):
 def make_figure(out_dir, test_slices, log):
     """Fig. 2 from the lowest seed with both Pre-BN + CAN and Post-BN + CAN finished; writes PNG and JSON."""
     from keras_cdseg.analysis.response_histograms import response_distribution_figure
-    from keras_cdseg.predictors import load_predictor
-    from keras_cdseg.training.run_dir import load_run
+    from keras_cdseg.inference.predictors import load_predictor
+    from keras_cdseg.run_dir import load_run
 
     out_dir = Path(out_dir)
     seeds = sorted(int(p.name[4:]) for p in (out_dir / "runs").glob("seed*"))

@@ -24,7 +24,7 @@ from keras_cdseg.errors import InputError, TrainingError
 from keras_cdseg.io_utils import atomic_path, write_json_atomic
 from keras_cdseg.models.cross_domain_model import CrossDomainModel
 from keras_cdseg.models.segmenter import build_discriminator, build_segmenter
-from keras_cdseg.training import run_dir as layout
+from keras_cdseg import run_dir as layout
 from keras_cdseg.training.callbacks import HistoryWriter, StepControl, read_history
 from keras_cdseg.training.checkpoints import TrainingState
 from keras_cdseg.training.data_setup import prepare_training_data

@@ -11,9 +11,9 @@ import re
 import keras
 import numpy as np
 
-from keras_cdseg.inference import keras_predictor, segment_prepared
+from keras_cdseg.inference.volume import keras_predictor, segment_prepared
 from keras_cdseg.metrics.segmentation_metrics import compute_segmentation_metrics
-from keras_cdseg.postprocessing import keep_largest_component
+from keras_cdseg.inference.postprocessing import keep_largest_component
 
 
 def pick_validation_cases(case_ids, modality_of, max_per_modality):

@@ -22,7 +22,7 @@ SHAPE = (30, 26, 9)
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     """A run directory, its export as saved_models/cdseg/1 and /2, and two scans."""
-    from keras_cdseg.export import export_model
+    from keras_cdseg.deploy.export import export_model
 
     root = tmp_path_factory.mktemp("predict_cli")
     run_dir = make_run_dir(root / "run")

@@ -11,11 +11,11 @@ from click.testing import CliRunner
 from scipy import ndimage
 
 from cdseg.main import cli
-from keras_cdseg.data import phantom_grid
+from keras_cdseg.data.phantoms import grid as phantom_grid
 from keras_cdseg.data.dataset import load_dataset, validate_dataset
-from keras_cdseg.data.phantom_anatomy import TISSUE, sample_anatomy
-from keras_cdseg.data.phantom_paint import paint_tissues
-from keras_cdseg.data.synthetic import (
+from keras_cdseg.data.phantoms.anatomy import TISSUE, sample_anatomy
+from keras_cdseg.data.phantoms.paint import paint_tissues
+from keras_cdseg.data.phantoms.synthetic import (
     case_rng,
     make_ct_case,
     make_mr_case,

@@ -12,7 +12,7 @@ def run_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def export_root(run_dir, tmp_path_factory):
     """`saved_models/` holding cdseg/1 with SavedModel, model.json and float32/float16/dynamic TFLite files."""
-    from keras_cdseg.export import export_model
+    from keras_cdseg.deploy.export import export_model
 
     root = tmp_path_factory.mktemp("exports") / "saved_models"
     export_model(run_dir, root=root, name="cdseg", tflite=True, quantize=("float16", "dynamic"))
@@ -26,6 +26,6 @@ def version_dir(export_root):
 
 @pytest.fixture(scope="session")
 def keras_generator(run_dir):
-    from keras_cdseg.export import load_generator
+    from keras_cdseg.deploy.export import load_generator
 
     return load_generator(run_dir / "best_generator.keras")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.export import (
+from keras_cdseg.deploy.export import (
     MODEL_FORMAT,
     config_hash,
     export_model,
@@ -72,7 +72,7 @@ def test_reloaded_saved_model_gives_the_keras_outputs(version_dir, keras_generat
 
 
 def test_tflite_float32_matches_keras_within_1e_4(version_dir, keras_generator):
-    from keras_cdseg.predictors import TFLitePredictor
+    from keras_cdseg.inference.predictors import TFLitePredictor
 
     predictor = TFLitePredictor(version_dir / "cdseg.tflite")
     assert predictor.runtime == ("ai_edge_litert" if importlib.util.find_spec("ai_edge_litert") else "tf.lite")
@@ -83,7 +83,7 @@ def test_tflite_float32_matches_keras_within_1e_4(version_dir, keras_generator):
 
 @pytest.mark.parametrize("file_name, tolerance", [("cdseg_float16.tflite", 2e-2), ("cdseg_dynamic.tflite", 1e-1)])
 def test_quantized_tflite_variants_stay_close(version_dir, keras_generator, file_name, tolerance):
-    from keras_cdseg.predictors import TFLitePredictor
+    from keras_cdseg.inference.predictors import TFLitePredictor
 
     probabilities = TFLitePredictor(version_dir / file_name)(SLICES)
     assert probabilities.shape == (5, 32, 32, 2)

@@ -12,7 +12,7 @@ from deploy_fixtures import affine_for, blob_image, make_threshold_predictor, th
 from keras_cdseg.data.nifti_io import Volume, load_image
 from keras_cdseg.data.preprocessing import prepare_volume, restore_labels
 from keras_cdseg.deploy.predict import predict_cases
-from keras_cdseg.inference import predict_volume, segment_volume
+from keras_cdseg.inference.volume import predict_volume, segment_volume
 
 # name: (axcodes, spacing_mm, shape, rotation_deg, target_spacing_mm). In-plane spacings are the target or
 # half of it, so preparation resamples by exact integer factors and the expected output is exact.

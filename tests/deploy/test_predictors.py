@@ -9,8 +9,8 @@ from deploy_fixtures import affine_for, blob_image, write_nifti
 
 from keras_cdseg.data.nifti_io import load_image
 from keras_cdseg.errors import InputError
-from keras_cdseg.inference import predict_volume
-from keras_cdseg.predictors import (
+from keras_cdseg.inference.volume import predict_volume
+from keras_cdseg.inference.predictors import (
     KerasPredictor,
     SavedModelPredictor,
     TFLitePredictor,

@@ -14,8 +14,8 @@ from deploy_fixtures import affine_for, blob_image, write_nifti
 
 from keras_cdseg.deploy.predict import predict_cases
 from keras_cdseg.errors import InputError
-from keras_cdseg.predictors import load_predictor
-from keras_cdseg.serving_client import (
+from keras_cdseg.inference.predictors import load_predictor
+from keras_cdseg.deploy.serving_client import (
     RestPredictor,
     build_predict_request,
     parse_predict_response,

@@ -13,7 +13,7 @@ from deploy_fixtures import affine_for, blob_image
 from keras_cdseg.config import DataConfig
 from keras_cdseg.data.nifti_io import Volume
 from keras_cdseg.data.preprocessing import prepare_volume, restore_labels, restore_probabilities, volume_geometry
-from keras_cdseg.inference import (
+from keras_cdseg.inference.volume import (
     PROBABILITY_SCALE,
     iter_batches,
     iter_volume_batches,
@@ -21,7 +21,7 @@ from keras_cdseg.inference import (
     predict_volume,
     segment_prepared,
 )
-from keras_cdseg.postprocessing import keep_largest_component
+from keras_cdseg.inference.postprocessing import keep_largest_component
 
 # name: (axcodes, spacing_mm, shape, rotation_deg, target_spacing_mm, image_size)
 GRIDS = {

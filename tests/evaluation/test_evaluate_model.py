@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from cdseg.main import cli
-from keras_cdseg.data.synthetic import write_synthetic_dataset
+from keras_cdseg.data.phantoms.synthetic import write_synthetic_dataset
 from keras_cdseg.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))

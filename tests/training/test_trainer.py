@@ -19,7 +19,7 @@ from keras_cdseg.errors import InputError, TrainingError
 from keras_cdseg.models.saving import load_model
 from keras_cdseg.training.cli_config import build_run_config
 from keras_cdseg.training.callbacks import read_history
-from keras_cdseg.training.run_dir import load_run
+from keras_cdseg.run_dir import load_run
 from keras_cdseg.training.trainer import epoch_segments, train
 
 TINY_FLAGS = [

@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from keras_cdseg.data.phantom_shapes import Blob, random_warp, random_wave_field
+from keras_cdseg.data.phantoms.shapes import Blob, random_warp, random_wave_field
 
 # Tissue classes: the values of the tissue map. Intensities per modality live in `phantom_intensity`.
 TISSUE_NAMES = (

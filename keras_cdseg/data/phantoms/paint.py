@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from keras_cdseg.data.phantom_anatomy import LIVER_TISSUES, NUM_TISSUES, TISSUE
-from keras_cdseg.data.phantom_shapes import smooth_union, union_bounds
+from keras_cdseg.data.phantoms.anatomy import LIVER_TISSUES, NUM_TISSUES, TISSUE
+from keras_cdseg.data.phantoms.shapes import smooth_union, union_bounds
 
 T = TISSUE
 _ABDOMINAL_SPACE = ("visceral_fat", "bowel", "gi_fluid", "gi_air", "stomach_wall")

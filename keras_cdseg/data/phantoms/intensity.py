@@ -15,7 +15,7 @@ Every random choice is drawn from the generator passed in, in a fixed order, so 
 import numpy as np
 from scipy import ndimage
 
-from keras_cdseg.data.phantom_anatomy import NUM_TISSUES, TISSUE
+from keras_cdseg.data.phantoms.anatomy import NUM_TISSUES, TISSUE
 
 # Per tissue: (low, high) of a uniform draw, or a callable of the values drawn so far (dependencies such as
 # "spleen close to liver" or "medulla darker than cortex"). Order matters: dependencies come later.

@@ -24,7 +24,7 @@ from keras_cdseg.data.preprocessing import (
     restore_probability_slices,
     volume_geometry,
 )
-from keras_cdseg.postprocessing import keep_largest_component
+from keras_cdseg.inference.postprocessing import keep_largest_component
 
 PROBABILITY_SCALE = 255
 
@@ -118,7 +118,7 @@ def predict_volume(predict, volume, data_config, largest_component_classes=(1,),
 
     Args:
         predict: callable `slices [N, H, W, 2T+1] float32 -> probabilities [N, H, W, C]`, e.g.
-            `keras_predictor(generator)` or a `keras_cdseg.predictors.Predictor`.
+            `keras_predictor(generator)` or a `keras_cdseg.inference.predictors.Predictor`.
         volume: `Volume` (see `keras_cdseg.data.nifti_io`), any orientation and spacing.
         data_config: `DataConfig` the model was trained with.
         largest_component_classes: class values reduced to their largest 3D (26-connected) component;

@@ -1,0 +1,208 @@
+"""One `Predictor` interface over every kind of trained model, and the rule for finding the default model.
+
+    load_predictor(path)            a run directory      -> its best generator (.keras), config.json
+                                    a .keras file        -> that generator, config.json of its run if any
+                                    a version directory  -> SavedModel `serving_default`, model.json
+                                    saved_models/<name>  -> its highest version (what TF Serving serves)
+                                    a .tflite file       -> LiteRT interpreter, model.json beside it
+    default_model_path(root)        highest integer version under root/*/ (TF Serving's rule)
+
+Every predictor is a callable `slices [N, H, W, 2T+1] float32 -> probabilities [N, H, W, C] float32` with a
+`card` (`keras_cdseg.deploy.export.ModelCard`) saying how volumes must be prepared for it, so every kind goes through
+the same `keras_cdseg.inference.predict_volume`.
+"""
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from keras_cdseg.errors import InputError
+from keras_cdseg.deploy.export import (
+    MODEL_JSON,
+    SIGNATURE_NAME,
+    card_for_keras_file,
+    card_from_run,
+    check_model_matches_card,
+    list_versions,
+    load_generator,
+    read_model_card,
+)
+
+MODEL_KINDS = ("keras", "saved_model", "tflite")
+
+
+class Predictor:
+    """A loaded model: call it on prepared slices; `card` tells how to prepare them.
+
+    Args:
+        kind: str. "keras", "saved_model" or "tflite".
+        path: Path. What was loaded (a .keras or .tflite file, or a SavedModel directory).
+        card: ModelCard. Preprocessing, labels and post-processing of the model.
+        input_shape: (int, int, int). `(H, W, 2T+1)` the network takes.
+    """
+
+    def __init__(self, kind, path, card, input_shape):
+        self.kind = kind
+        self.path = Path(path)
+        self.card = card
+        self.input_shape = tuple(int(n) for n in input_shape)
+
+    def __call__(self, slices):
+        slices = np.asarray(slices, dtype=np.float32)
+        if slices.ndim != 4 or slices.shape[1:] != self.input_shape:
+            expected = ", ".join(map(str, self.input_shape))
+            raise ValueError(f"expected slices of shape [N, {expected}], got {slices.shape}")
+        return self._predict(slices)
+
+    def _predict(self, slices):
+        raise NotImplementedError
+
+    def describe(self):
+        return f"{self.kind} {self.path}"
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.describe()}>"
+
+
+class KerasPredictor(Predictor):
+    """A `.keras` generator run through one compiled `tf.function` (see `inference.keras_predictor`)."""
+
+    def __init__(self, path, card=None):
+        from keras_cdseg.inference.volume import keras_predictor
+
+        model = load_generator(path)
+        input_shape = model.input_shape[1:]
+        if card is None:
+            card = card_for_keras_file(path, input_shape, model.output_shape[-1])
+        check_model_matches_card(input_shape, model.output_shape[-1], card, path)
+        super().__init__("keras", path, card, input_shape)
+        self.model = model
+        self._forward = keras_predictor(model)
+
+    def _predict(self, slices):
+        return self._forward(slices)
+
+
+class SavedModelPredictor(Predictor):
+    """The `serving_default` signature of an exported version directory, as TF Serving would run it."""
+
+    def __init__(self, path):
+        import tensorflow as tf
+
+        card = read_model_card(Path(path) / MODEL_JSON)
+        try:
+            loaded = tf.saved_model.load(str(path))
+        except Exception as e:  # TF raises several types for corrupt SavedModels; all mean "unreadable".
+            raise InputError(path, f"cannot load SavedModel ({type(e).__name__})") from None
+        if SIGNATURE_NAME not in loaded.signatures:
+            raise InputError(path, f"SavedModel has no {SIGNATURE_NAME!r} signature")
+        signature = loaded.signatures[SIGNATURE_NAME]
+        input_spec = next(iter(signature.structured_input_signature[1].values()))
+        output_spec = signature.structured_outputs["probabilities"]
+        check_model_matches_card(input_spec.shape[1:], output_spec.shape[-1], card, path)
+        super().__init__("saved_model", path, card, input_spec.shape[1:])
+        self._loaded = loaded  # keeps the variables alive
+        self._signature = signature
+        self._tf = tf
+
+    def _predict(self, slices):
+        return self._signature(slices=self._tf.constant(slices))["probabilities"].numpy()
+
+
+class TFLitePredictor(Predictor):
+    """A `.tflite` export run with the LiteRT interpreter (`ai-edge-litert`), `tf.lite.Interpreter` without it.
+
+    Args:
+        path: the .tflite file; its `model.json` must sit in the same folder (the exported version directory).
+        num_threads: int or None. Interpreter threads; None uses every CPU.
+    """
+
+    def __init__(self, path, num_threads=None):
+        card = read_model_card(Path(path).parent / MODEL_JSON)
+        interpreter_class, self.runtime = tflite_interpreter_class()
+        try:
+            interpreter = interpreter_class(model_path=str(path), num_threads=num_threads or os.cpu_count())
+            runner = interpreter.get_signature_runner(SIGNATURE_NAME)
+        except (ValueError, RuntimeError) as e:
+            raise InputError(path, f"cannot load TFLite model ({str(e).strip().splitlines()[0][:160]})") from None
+        details = runner.get_input_details()
+        if "slices" not in details:
+            raise InputError(path, f"TFLite signature {SIGNATURE_NAME!r} has no 'slices' input")
+        input_shape = tuple(int(n) for n in details["slices"]["shape"][1:])
+        num_classes = int(runner.get_output_details()["probabilities"]["shape"][-1])
+        check_model_matches_card(input_shape, num_classes, card, path)
+        super().__init__("tflite", path, card, input_shape)
+        self._interpreter = interpreter
+        self._runner = runner
+
+    def _predict(self, slices):
+        return self._runner(slices=slices)["probabilities"]
+
+
+def tflite_interpreter_class():
+    """`(Interpreter class, runtime name)`: LiteRT if installed, else TensorFlow's deprecated `tf.lite.Interpreter`."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+
+        return Interpreter, "ai_edge_litert"
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter, "tf.lite"
+
+
+def load_predictor(path):
+    """Loads any model kind (see the module docstring) as a `Predictor`.
+
+    Raises:
+        InputError: the path does not exist or is no model, the model cannot be loaded, its `model.json`
+            is missing or invalid, or its input channels / size / classes disagree with that configuration.
+    """
+    from keras_cdseg.run_dir import is_run_dir, load_run
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "model not found")
+    if path.is_dir():
+        if is_run_dir(path):
+            run_card = card_from_run(path)
+            return KerasPredictor(load_run(path).generator_path("best"), card=run_card)
+        if (path / "saved_model.pb").is_file():
+            return SavedModelPredictor(path)
+        versions = [v for v in list_versions(path) if (path / str(v) / "saved_model.pb").is_file()]
+        if versions:
+            return SavedModelPredictor(path / str(versions[-1]))
+        raise InputError(path, "not a model: expected a run directory, an exported version directory, "
+                               "saved_models/<name>, a .keras or a .tflite file")  # fmt: skip
+    if path.suffix == ".keras":
+        return KerasPredictor(path)
+    if path.suffix == ".tflite":
+        return TFLitePredictor(path)
+    raise InputError(path, "not a model: expected a run directory, an exported version directory, "
+                           "a .keras or a .tflite file")  # fmt: skip
+
+
+def default_model_path(root="saved_models"):
+    """The highest integer version under `root/*/` that holds a SavedModel (TF Serving's choice).
+
+    Raises:
+        InputError: no exported version under `root`, or the highest version number exists for several
+            model names (ambiguous; pass --model).
+    """
+    root = Path(root)
+    candidates = []
+    if root.is_dir():
+        for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            versions = [v for v in list_versions(model_dir) if (model_dir / str(v) / "saved_model.pb").is_file()]
+            if versions:
+                candidates.append((versions[-1], model_dir / str(versions[-1])))
+    if not candidates:
+        raise InputError(root, "no exported model (<name>/<version>/ with a SavedModel); "
+                               "run `cdseg export` or pass --model")  # fmt: skip
+    best = max(version for version, _ in candidates)
+    chosen = [path for version, path in candidates if version == best]
+    if len(chosen) > 1:
+        names = ", ".join(str(p.parent.name) for p in chosen)
+        raise InputError(root, f"version {best} exists for several models ({names}); choose one with --model")
+    return chosen[0]
