@@ -31,9 +31,12 @@ from cdseg.errors import CdsegError, user_errors
                    "or <DATA_DIR name>_<split>_evaluation in the current folder with --model.")
 @click.option("--scoring", type=click.Choice(["chaos", "sliver07"]), default="chaos", show_default=True,
               help="Score mapping (0-100) averaged into the overall score.")
-@click.option("--largest-component", "largest_component", default="liver", show_default=True,
-              help="Comma-separated classes whose prediction keeps only its largest 3D component.")
-@click.option("--no-largest-component", is_flag=True, help="Evaluate predictions as they are.")
+@click.option("--largest-component", "largest_component", default=None, metavar="CLASSES",
+              help="Comma-separated classes whose prediction keeps only its largest 26-connected 3D component "
+                   "before scoring. Default: none with --pred/--ref (masks are scored as given, as CHAOS, "
+                   "nnU-Net and MONAI do); the model's own post-processing (the liver) with --model.")
+@click.option("--no-largest-component", is_flag=True,
+              help="With --model: score the network's raw prediction, without the model's post-processing.")
 @click.option("--no-overlays", is_flag=True, help="Skip the overlay PNGs.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 @user_errors
@@ -47,6 +50,8 @@ def evaluate(pred_dir, ref_dir, labels_text, model_path, data_dir, split, batch_
     is predicted as `cdseg predict` does, then evaluated, grouped by the modality in dataset.json).
     Writes report.json, per_case.csv, report.md and overlays/ into the report directory.
     """
+    if largest_component is not None and no_largest_component:
+        raise CdsegError("give --largest-component CLASSES or --no-largest-component, not both")
     largest = _largest_component_names(largest_component, no_largest_component)
     if model_path is not None or data_dir is not None:
         if pred_dir is not None or ref_dir is not None:
@@ -60,13 +65,27 @@ def evaluate(pred_dir, ref_dir, labels_text, model_path, data_dir, split, batch_
         return
     if pred_dir is None or ref_dir is None:
         raise CdsegError("give both --pred PRED_DIR and --ref REF_DIR (or --model MODEL --data DATASET_DIR)")
-    _evaluate_files(pred_dir, ref_dir, labels_text, out_dir, scoring, largest, not no_overlays, not quiet)
+    _evaluate_files(pred_dir, ref_dir, labels_text, out_dir, scoring, largest or (), not no_overlays, not quiet)
 
 
 def _largest_component_names(text, disabled):
+    """Class names to post-process: () when disabled, None for "the default of the mode" (see --largest-component)."""
     if disabled:
         return ()
-    return tuple(name.strip() for name in text.split(",") if name.strip())
+    if text is None:
+        return None
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise CdsegError(f"--largest-component needs class names, e.g. liver; received {text!r}")
+    return names
+
+
+def _check_class_names(names, labels):
+    unknown = [name for name in names or () if name not in labels]
+    if unknown:
+        from keras_cdseg.errors import InputError
+
+        raise InputError("--largest-component", f"unknown classes {unknown}; classes are {sorted(labels)}")
 
 
 def _evaluate_files(pred_dir, ref_dir, labels_text, out_dir, scoring, largest_component_classes, overlays, progress):
@@ -80,10 +99,7 @@ def _evaluate_files(pred_dir, ref_dir, labels_text, out_dir, scoring, largest_co
         labels = metadata["labels"]
     else:
         labels = dict(files.DEFAULT_LABELS)
-    unknown = [name for name in largest_component_classes if name not in labels]
-    # The default ("liver") silently does nothing for label sets without a liver; an explicit typo is an error.
-    if unknown and largest_component_classes != ("liver",):
-        raise InputError("--largest-component", f"unknown classes {unknown}; classes are {sorted(labels)}")
+    _check_class_names(largest_component_classes, labels)
     pairs = files.match_pairs(pred_dir, ref_dir, metadata)
     files.check_headers(pairs)
     if out_dir is None:
@@ -115,9 +131,7 @@ def _evaluate_model(model_path, data_dir, split, batch_size, out_dir, scoring, l
     from keras_cdseg.inference.predictors import load_predictor
 
     index = load_dataset(data_dir)  # a bad dataset fails before the model is loaded
-    unknown = [name for name in largest_component_classes if name not in index.labels]
-    if unknown and largest_component_classes != ("liver",):
-        raise InputError("--largest-component", f"unknown classes {unknown}; classes are {sorted(index.labels)}")
+    _check_class_names(largest_component_classes, index.labels)
     out_dir = Path(out_dir) if out_dir is not None else Path(f"{index.root.name}_{split}_evaluation")
     if out_dir.exists():
         raise InputError(out_dir, "report directory already exists; choose another --out or remove it")

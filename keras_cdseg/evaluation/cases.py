@@ -15,7 +15,7 @@ from keras_cdseg.errors import InputError
 from keras_cdseg.evaluation.progress import ProgressLine
 from keras_cdseg.metrics import compute_segmentation_metrics
 from keras_cdseg.metrics.scores import get_scheme
-from keras_cdseg.inference.postprocessing import keep_largest_component
+from keras_cdseg.inference.postprocessing import count_components, keep_largest_component
 
 LARGEST_COMPONENT_CONNECTIVITY = 26
 
@@ -60,7 +60,7 @@ def check_labels(labels):
     return classes
 
 
-def evaluate_case(pair, labels, scoring="chaos", largest_component_classes=("liver",)):
+def evaluate_case(pair, labels, scoring="chaos", largest_component_classes=()):
     """Full metric set of every class of one case.
 
     Args:
@@ -68,12 +68,15 @@ def evaluate_case(pair, labels, scoring="chaos", largest_component_classes=("liv
         labels: dict, class name -> label value (background ignored).
         scoring: "chaos" or "sliver07".
         largest_component_classes: iterable of class names whose prediction keeps only its largest 26-connected
-            3D component before scoring (the paper's post-processing); names not in `labels` are ignored.
-            Empty to disable. Defaults to ("liver",).
+            3D component before scoring (the paper's post-processing, opt-in); names not in `labels` are ignored.
+            Defaults to () : masks are scored as given, as CHAOS's evaluation code, nnU-Net, MONAI and
+            DeepMind's surface-distance do.
 
     Returns:
         A dict: `case_id`, `modality`, `shape`, `spacing_mm`, `classes` (name -> the dict of
-        `compute_segmentation_metrics`, plus `label_value`), and `flags` (e.g. "liver:empty_pred").
+        `compute_segmentation_metrics`, plus `label_value`, `num_components_pred` (26-connected 3D components
+        of the prediction as scored), `largest_component` (whether the step was applied) and, when it was,
+        `num_components_pred_before`), and `flags` (e.g. "liver:empty_pred").
 
     Raises:
         InputError: shapes differ, spacing is invalid, or a label map is not integer.
@@ -91,6 +94,7 @@ def _evaluate(pair, classes, scoring, largest_component_classes):
     if labels_gt.shape != labels_pred.shape:
         raise InputError(pair.case_id, f"prediction shape {labels_pred.shape} differs from reference {labels_gt.shape}")
     processed = [classes[name] for name in largest_component_classes if name in classes]
+    components_before = {value: count_components(labels_pred, value) for value in processed}
     if processed:
         labels_pred = keep_largest_component(labels_pred, LARGEST_COMPONENT_CONNECTIVITY, classes=processed)
     result = {
@@ -106,7 +110,11 @@ def _evaluate(pair, classes, scoring, largest_component_classes):
             metrics = compute_segmentation_metrics(labels_gt == value, labels_pred == value, pair.spacing_mm, scoring)
         except InputError as e:
             raise InputError(pair.case_id, f"{e.source}: {e.problem}") from None
-        result["classes"][name] = {"label_value": value, **metrics}
+        components = {"num_components_pred": count_components(labels_pred, value),
+                      "largest_component": value in components_before}
+        if value in components_before:
+            components["num_components_pred_before"] = components_before[value]
+        result["classes"][name] = {"label_value": value, **metrics, **components}
         result["flags"].extend(f"{name}:{flag}" for flag in metrics["flags"])
     return result, labels_pred
 
@@ -115,7 +123,7 @@ def evaluate_cases(
     pairs,
     labels,
     scoring="chaos",
-    largest_component_classes=("liver",),
+    largest_component_classes=(),
     overlay_dir=None,
     num_cases=None,
     progress=True,

@@ -49,7 +49,8 @@ def find_nifti_files(directory, role):
         raise InputError(directory, f"{role} directory not found")
     files = {}
     for path in sorted(directory.iterdir()):
-        if path.is_file() and path.name.endswith(NIFTI_SUFFIXES) and not path.name.startswith("."):
+        if path.name.endswith(NIFTI_SUFFIXES) and not path.name.startswith("."):
+            _check_nifti_entry(path, role)
             case_id = case_name(path)
             if case_id in files:
                 raise InputError(path, f"two {role} files for case {case_id!r} ({files[case_id].name} and {path.name})")
@@ -57,6 +58,22 @@ def find_nifti_files(directory, role):
     if not files:
         raise InputError(directory, f"no .nii.gz or .nii files in the {role} directory")
     return files
+
+
+def _check_nifti_entry(path, role):
+    """InputError naming `path` when an entry named like a NIfTI file cannot be one: a broken link, a folder,
+    something that is not a regular file, or a file this process may not read."""
+    if path.is_symlink() and not path.exists():
+        raise InputError(path, f"broken symbolic link in the {role} directory (points to {path.readlink()})")
+    if path.is_dir():
+        raise InputError(path, f"is a folder, not a NIfTI file, in the {role} directory")
+    if not path.is_file():
+        raise InputError(path, f"is not a regular file (a NIfTI file was expected) in the {role} directory")
+    try:
+        with open(path, "rb") as handle:
+            handle.read(1)
+    except OSError as e:
+        raise InputError(path, f"cannot be read ({e.strerror or type(e).__name__})") from None
 
 
 def match_pairs(pred_dir, ref_dir, metadata=None):

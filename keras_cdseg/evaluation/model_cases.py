@@ -44,6 +44,13 @@ def check_model_labels(card, dataset_labels, source="--model"):
             raise InputError(source, f"class {name!r} is {card.labels[name]} in the model but {value} in the dataset")
 
 
+def model_postprocessing_classes(card, dataset_labels):
+    """Names of the dataset classes that the model's own post-processing (card.largest_component_classes) keeps
+    to their largest component; the values are the model's, so a class absent from the dataset is skipped."""
+    by_value = {int(value): name for name, value in dataset_labels.items()}
+    return tuple(by_value[int(v)] for v in card.largest_component_classes if int(v) in by_value)
+
+
 def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_images=True):
     """Yields one `CasePair` per dataset `Case`: the reference label map and the model's prediction.
 
@@ -78,7 +85,7 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
 
 
 def evaluate_model(predictor, data_dir, out_dir, split="test", scoring="chaos",
-                   largest_component_classes=("liver",), overlays=True, batch_size=16, progress=True, model_path=None):
+                   largest_component_classes=None, overlays=True, batch_size=16, progress=True, model_path=None):
     """Predicts a dataset split with `predictor`, evaluates it and writes the report directory atomically.
 
     Args:
@@ -86,7 +93,9 @@ def evaluate_model(predictor, data_dir, out_dir, split="test", scoring="chaos",
         data_dir: path of a dataset directory (MSD layout, dataset.json).
         out_dir: report directory to create (must not exist).
         split: "test" (default), "training" or "all". Unlabelled cases are skipped and listed in the report.
-        scoring, largest_component_classes, overlays, progress: see `run_evaluation`.
+        scoring, overlays, progress: see `run_evaluation`.
+        largest_component_classes: class names post-processed to their largest component, or None (default)
+            for the model's own post-processing (model.json / run: the liver), as `cdseg predict` applies it.
         batch_size: int. Slices per network call.
         model_path: path or None. Recorded in the report settings.
 
@@ -100,6 +109,8 @@ def evaluate_model(predictor, data_dir, out_dir, split="test", scoring="chaos",
     labelled, unlabelled = split_cases(index, split)
     foreground = {name: value for name, value in index.labels.items() if int(value) != 0}
     check_model_labels(predictor.card, foreground)
+    if largest_component_classes is None:
+        largest_component_classes = model_postprocessing_classes(predictor.card, foreground)
     settings = {
         "mode": "model",
         "model": str(Path(model_path).resolve()) if model_path is not None else predictor.describe(),

@@ -23,7 +23,7 @@ from keras_cdseg.metrics.scores import get_scheme
 
 REPORT_FORMAT = "keras_cdseg.evaluation.report/1"
 BORDER_CONVENTION = "mask XOR binary_erosion(mask, 6-connected face element, border_value=1) (CHAOS)"
-COUNT_KEYS = ("num_voxels_gt", "num_voxels_pred", "num_border_gt", "num_border_pred")
+COUNT_KEYS = ("num_voxels_gt", "num_voxels_pred", "num_border_gt", "num_border_pred", "num_components_pred")
 
 
 def run_evaluation(
@@ -31,7 +31,7 @@ def run_evaluation(
     labels,
     out_dir,
     scoring="chaos",
-    largest_component_classes=("liver",),
+    largest_component_classes=(),
     overlays=True,
     num_cases=None,
     settings=None,

@@ -47,17 +47,7 @@ def keep_largest_component(labels, connectivity=26, classes=None, in_place=False
     [[0, 0, 1, 1, 0, 2]]
     """
     labels = np.asarray(labels)
-    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
-        raise InputError("labels", f"expected an integer label map, got dtype {labels.dtype}")
-    if labels.ndim not in (2, 3):
-        raise InputError("labels", f"expected a 2D or 3D label map, got {labels.ndim}D")
-    if labels.ndim == 2 and connectivity == 26:
-        connectivity = 8
-    rank = _CONNECTIVITY_RANK.get((labels.ndim, connectivity))
-    if rank is None:
-        allowed = sorted(c for d, c in _CONNECTIVITY_RANK if d == labels.ndim)
-        raise InputError("connectivity", f"expected one of {allowed} for {labels.ndim}D labels, got {connectivity}")
-    structure = ndimage.generate_binary_structure(labels.ndim, rank)
+    structure = _structure(labels, connectivity)
     if classes is None:
         classes = [int(v) for v in np.unique(labels) if v != 0]
     # order="K" keeps NIfTI's Fortran layout; a C-order copy of a 512x512xN volume costs ~0.2 s.
@@ -77,6 +67,39 @@ def keep_largest_component(labels, connectivity=26, classes=None, in_place=False
         mask &= components != largest
         region[mask] = 0
     return result
+
+
+def count_components(labels, value, connectivity=26):
+    """Number of connected components of `labels == value` (0 when the value is absent).
+
+    Same neighbourhood and bounding-box labelling as `keep_largest_component`, so "1" means that step would
+    change nothing. Reports use it to show why surface distances are high (islands far from the organ).
+
+    Example:
+    >>> count_components(np.array([[1, 0, 1, 1, 0, 2]], dtype=np.uint8), 1, connectivity=8)
+    2
+    """
+    labels = np.asarray(labels)
+    structure = _structure(labels, connectivity)
+    box = _bounding_box(labels, value)
+    if box is None:
+        return 0
+    return int(_label(labels[box] == value, structure)[1])
+
+
+def _structure(labels, connectivity):
+    """The scipy structuring element of `connectivity` for `labels`; InputError for a bad map or neighbourhood."""
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == np.bool_):
+        raise InputError("labels", f"expected an integer label map, got dtype {labels.dtype}")
+    if labels.ndim not in (2, 3):
+        raise InputError("labels", f"expected a 2D or 3D label map, got {labels.ndim}D")
+    if labels.ndim == 2 and connectivity == 26:
+        connectivity = 8
+    rank = _CONNECTIVITY_RANK.get((labels.ndim, connectivity))
+    if rank is None:
+        allowed = sorted(c for d, c in _CONNECTIVITY_RANK if d == labels.ndim)
+        raise InputError("connectivity", f"expected one of {allowed} for {labels.ndim}D labels, got {connectivity}")
+    return ndimage.generate_binary_structure(labels.ndim, rank)
 
 
 def _label(mask, structure):

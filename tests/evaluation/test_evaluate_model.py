@@ -40,6 +40,10 @@ def test_report_groups_the_test_split_by_modality(dataset, run_dir, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["mode"] == "model" and report["settings"]["split"] == "test"
     assert report["settings"]["preprocessing"]["target_spacing_mm"] == 12.0
+    # --model applies the model's own post-processing, as `cdseg predict` does, and records it.
+    assert report["settings"]["largest_component_classes"] == ["liver"]
+    assert all(c["classes"]["liver"]["largest_component"] for c in report["cases"])
+    assert all(c["classes"]["liver"]["num_components_pred"] <= 1 for c in report["cases"])
     assert [(c["case_id"], c["modality"]) for c in report["cases"]] == [("ct_001", "CT"), ("mr_001", "MR")]
     assert set(report["summary"]["liver"]) == {"all", "CT", "MR"}
     assert report["summary"]["liver"]["CT"]["num_cases"] == 1

@@ -17,14 +17,14 @@ def _pair(case_id="case_a", modality=None, shift=1):
     labels_gt[3:13, 3:13, 1:7] = 1
     labels_gt[14:18, 12:16, 2:6] = 2
     labels_pred = np.roll(labels_gt, shift, axis=0)
-    labels_pred[0:2, 0:2, 0:2] = 1  # liver island, removed by the largest-component step
-    labels_pred[0:2, 16:18, 6:8] = 2  # spleen island, kept (spleen is not post-processed by default)
+    labels_pred[0:2, 0:2, 0:2] = 1  # liver island, removed when the liver is post-processed
+    labels_pred[0:2, 16:18, 6:8] = 2  # spleen island, kept (only the liver is post-processed below)
     return CasePair(case_id, labels_gt, labels_pred, (0.8, 0.8, 2.0), modality=modality)
 
 
 def test_evaluate_case_applies_largest_component_only_to_the_listed_classes():
     pair = _pair()
-    result = evaluate_case(pair, LABELS)
+    result = evaluate_case(pair, LABELS, largest_component_classes=("liver",))
     assert list(result["classes"]) == ["liver", "spleen"]
     cleaned = np.roll(pair.labels_gt, 1, axis=0) == 1
     expected_liver = compute_segmentation_metrics(pair.labels_gt == 1, cleaned, pair.spacing_mm)
@@ -32,8 +32,13 @@ def test_evaluate_case_applies_largest_component_only_to_the_listed_classes():
     assert result["classes"]["liver"]["mssd_mm"] == pytest.approx(expected_liver["mssd_mm"])
     spleen = result["classes"]["spleen"]
     assert spleen["num_voxels_pred"] == 4 * 4 * 4 + 8 and spleen["label_value"] == 2
-    unprocessed = evaluate_case(pair, LABELS, largest_component_classes=())
+    assert result["classes"]["liver"]["num_components_pred_before"] == 2
+    assert result["classes"]["liver"]["num_components_pred"] == 1
+    assert spleen["num_components_pred"] == 2 and not spleen["largest_component"]
+    # The default scores the prediction as given.
+    unprocessed = evaluate_case(pair, LABELS)
     assert unprocessed["classes"]["liver"]["num_voxels_pred"] == 10 * 10 * 6 + 8
+    assert unprocessed["classes"]["liver"]["num_components_pred"] == 2
     # The input arrays are never modified.
     assert (pair.labels_pred == 1).sum() == 10 * 10 * 6 + 8
 
@@ -69,7 +74,7 @@ def test_check_labels(labels, message):
 
 def test_evaluate_cases_streams_a_generator_and_reports_progress(capsys):
     pairs = (_pair(f"case_{i}", shift=i) for i in range(3))
-    results = evaluate_cases(pairs, LABELS, num_cases=3, scoring="sliver07")
+    results = evaluate_cases(pairs, LABELS, num_cases=3, scoring="sliver07", largest_component_classes=("liver",))
     assert [r["case_id"] for r in results] == ["case_0", "case_1", "case_2"]
     assert results[0]["classes"]["liver"]["dice"] == 1.0
     assert "voe" in results[0]["classes"]["liver"]["scores"]
