@@ -35,6 +35,9 @@ class DicomSeries:
         modality: str or None. The DICOM Modality tag ("CT", "MR").
         num_rows: int. Rows of each slice (DICOM `Rows`).
         num_columns: int. Columns of each slice (DICOM `Columns`).
+        datasets: tuple of pydicom Datasets. The source headers in slice order (`datasets[k]` is slice k,
+            i.e. `data[:, :, k]`), pixel data dropped: what a DICOM-SEG writer needs to reference each source
+            instance. Empty for series built without files.
     """
 
     data: np.ndarray
@@ -43,6 +46,7 @@ class DicomSeries:
     modality: str | None
     num_rows: int
     num_columns: int
+    datasets: tuple = ()
 
 
 def natural_sort_key(name):
@@ -83,6 +87,7 @@ def read_series(paths, source=None):
     affine_lps[:3, 2] = step
     affine_lps[:3, 3] = positions[0]
     data = _stack_rescaled([headers[i] for i in order], [paths[i] for i in order])
+    datasets = tuple(_without_pixels(headers[i]) for i in order)
     return DicomSeries(
         data=data,
         affine=LPS_TO_RAS @ affine_lps,
@@ -90,7 +95,16 @@ def read_series(paths, source=None):
         modality=getattr(headers[0], "Modality", None) or None,
         num_rows=int(headers[0].Rows),
         num_columns=int(headers[0].Columns),
+        datasets=datasets,
     )
+
+
+def _without_pixels(header):
+    """The header with its pixel data removed (in place): references need the metadata only."""
+    for keyword in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+        if keyword in header:
+            delattr(header, keyword)
+    return header
 
 
 def _read_header(path):

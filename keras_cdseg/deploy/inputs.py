@@ -87,8 +87,14 @@ def check_nifti_header(path):
 
 def load_input(case):
     """Loads an `InputCase` as a float32 `Volume` (DICOM: rescaled values, RAS affine, no header)."""
+    return load_input_with_series(case)[0]
+
+
+def load_input_with_series(case):
+    """`(Volume, DicomSeries or None)`: `load_input` plus, for DICOM, the series with its source datasets
+    in slice order (`series.datasets[k]` is the volume's slice k), e.g. to write a DICOM-SEG referencing them."""
     if case.kind == "nifti":
-        return load_image(case.path)
+        return load_image(case.path), None
     from keras_cdseg.data.dicom_io import read_series
 
     series = read_series(case.files, source=case.path)
@@ -97,4 +103,5 @@ def load_input(case):
         raise InputError(case.path, f"expected a 3D series, got shape {data.shape}")
     if float(data.max()) == float(data.min()):
         raise InputError(case.path, f"series is constant (every voxel = {float(data.min()):g})")
-    return Volume(data=data, affine=np.asarray(series.affine, dtype=np.float64), header=None, path=case.path)
+    volume = Volume(data=data, affine=np.asarray(series.affine, dtype=np.float64), header=None, path=case.path)
+    return volume, series
