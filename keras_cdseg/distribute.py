@@ -51,18 +51,23 @@ def make_strategy(kind="auto", cpu_replicas=0):
             split_cpu(cpu_replicas), cross_device_ops=tf.distribute.ReductionToOneDevice()
         )
     if kind == "auto":
-        if os.environ.get("TF_CONFIG"):
-            kind = "multiworker"
-        elif len(tf.config.list_physical_devices("GPU")) > 1:
-            kind = "mirrored"
-        else:
-            kind = "default"
+        kind = auto_strategy_kind()[0]
     if kind == "multiworker":
         _check_tf_config()
         return tf.distribute.MultiWorkerMirroredStrategy()
     if kind == "mirrored":
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def auto_strategy_kind():
+    """`(kind, reason)` that `make_strategy("auto")` picks here, without creating the strategy."""
+    if os.environ.get("TF_CONFIG"):
+        return "multiworker", "TF_CONFIG is set"
+    num_gpus = len(tf.config.list_physical_devices("GPU"))
+    if num_gpus > 1:
+        return "mirrored", f"{num_gpus} GPUs are visible (synchronized BatchNorm)"
+    return "default", f"{num_gpus} GPU visible" if num_gpus == 1 else "no GPU visible: one CPU device"
 
 
 def _check_tf_config():

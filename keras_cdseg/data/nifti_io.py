@@ -171,7 +171,7 @@ def save_array(data, affine, path, dtype=None):
 
 def save_nifti(img, path):
     path = Path(path)
-    if not path.name.endswith(NIFTI_SUFFIXES):
+    if not path.name.lower().endswith(NIFTI_SUFFIXES):  # nibabel picks the format case-insensitively too
         raise InputError(path, "output file name must end in .nii.gz or .nii")
     with atomic_path(path) as tmp:
         nib.save(img, str(tmp))

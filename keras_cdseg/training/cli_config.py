@@ -27,10 +27,8 @@ def read_config_file(path):
     """A run config from JSON (a run's own config.json works) or YAML, as a `RunConfig.from_dict` dict."""
     path = Path(path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ImportError:
-            raise InputError(path, "YAML configs need PyYAML (pip install pyyaml); or use JSON") from None
+        import yaml
+
         try:
             values = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError) as e:

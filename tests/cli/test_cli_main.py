@@ -47,6 +47,18 @@ def test_info_reports_versions_as_json():
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["tensorflow"] and info["keras"].startswith("3.")
+    import importlib.metadata
+
+    assert info["tensorboard"] == importlib.metadata.version("tensorboard")
+    assert info["gpus"] == [] or all("name" in gpu for gpu in info["gpus"])
+    assert info["training_strategy"]["kind"] in ("default", "mirrored", "multiworker")
+    assert info["training_strategy"]["reason"]
+
+
+def test_info_names_the_strategy_train_would_choose(monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}')
+    info = json.loads(CliRunner().invoke(cli, ["info"]).output)
+    assert info["training_strategy"] == {"kind": "multiworker", "reason": "TF_CONFIG is set"}
     assert info["data_config"]["context"] == 1
 
 
