@@ -10,7 +10,9 @@ from cdseg.errors import user_errors
 @click.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("predictions"),
-              show_default=True, help="Output folder (created if missing).")
+              show_default=True,
+              help="Output folder (created if missing), or for one input the output file itself when it ends "
+                   "in .nii.gz or .nii (statistics in <name>.json beside it).")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
               help="Run directory, .keras file, exported version directory, saved_models/<name> or .tflite. "
                    "Default: the highest version under ./saved_models/*/ (TF Serving's rule).")
@@ -18,23 +20,42 @@ from cdseg.errors import user_errors
               help="Also write <case>_probabilities.nii.gz (uint8 [X, Y, Z, C], scale 1/255).")
 @click.option("--no-postprocess", is_flag=True, help="Keep every predicted island (no largest-component step).")
 @click.option("--preview", is_flag=True, help="Also write <case>_preview.png (three planes with contours).")
+@click.option("--dicom-seg", is_flag=True,
+              help="Also write OUT/<case>.seg.dcm, a binary DICOM Segmentation referencing the source series "
+                   "(DICOM series inputs only).")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs of the same cases.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=16, show_default=True,
               help="Slices per network call.")
+@click.option("--no-quality", is_flag=True, help="Skip the per-scan quality estimate (docs/quality.md).")
+@click.option("--quality-perturbations", is_flag=True,
+              help="Also measure agreement under small input perturbations (3 extra network passes per scan).")
+@click.option("--fail-on-flag", is_flag=True,
+              help="Exit with code 3 (after writing every output) when any case is flagged as not to trust.")
 @user_errors
-def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview, overwrite, batch_size):
+def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview, dicom_seg, overwrite, batch_size,
+            no_quality, quality_perturbations, fail_on_flag):
     """Segment scans; write uint8 label maps on their exact grids and statistics.json.
 
     INPUT: NIfTI files, folders of NIfTI files, or DICOM series folders. Writes OUT/<case>.nii.gz and
-    OUT/statistics.json (organ volumes in mL, voxel counts, mean intensities, seconds). Each output has exactly the input's grid: same shape, affine and qform/sform codes, whatever the
+    OUT/statistics.json (organ volumes in mL, voxel counts, mean intensities, seconds, and a `quality`
+    estimate per case: estimated Dice, failure probability, signals, flags; exit code 3 with --fail-on-flag
+    when a case is flagged); with one input and
+    `-o seg.nii.gz`, writes exactly seg.nii.gz and seg.json. Each output has exactly the input's grid: same shape, affine and qform/sform codes, whatever the
     orientation and spacing. Preprocessing comes from the model's own configuration (model.json or the
     run's config.json). If any input is bad, nothing is written.
     """
     from keras_cdseg.deploy.inputs import discover_inputs
-    from keras_cdseg.deploy.predict import predict_cases
+    from keras_cdseg.deploy.predict import is_file_output, predict_cases
     from keras_cdseg.inference.predictors import default_model_path, load_predictor
 
-    discover_inputs(inputs)  # bad inputs fail before the model is loaded
+    from keras_cdseg.deploy.predict import check_output
+
+    cases = discover_inputs(inputs)
+    check_output(cases, out_dir)  # bad inputs and outputs fail before the model is loaded
+    if dicom_seg:
+        from keras_cdseg.deploy.predict import check_dicom_seg_inputs
+
+        check_dicom_seg_inputs(cases)
     if model_path is None:
         model_path = default_model_path(Path("saved_models"))
         click.echo(f"Model: {model_path} (highest version under saved_models/)")
@@ -45,7 +66,23 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
     def report(stats):
         organs = ", ".join(f"{name} {c['volume_ml']:.1f} mL" for name, c in stats["classes"].items())
         click.echo(f"{stats['case_id']}: {organs or 'no classes'} ({stats['seconds']['total']:.1f} s)")
+        quality = stats.get("quality")
+        if quality and quality["flagged"]:
+            estimate = quality["estimated_dice"]
+            click.echo(f"Warning: {stats['case_id']}: do not trust this segmentation ("
+                       + ", ".join(f for f in quality["flags"] if not f.endswith("_unavailable"))
+                       + (f"; estimated Dice {estimate:.2f}, failure probability "
+                          f"{quality['failure_probability']:.2f}" if estimate is not None else "") + ")", err=True)
 
     results = predict_cases(inputs, out_dir, predictor, postprocess=not no_postprocess, probabilities=probabilities,
-                            preview=preview, overwrite=overwrite, batch_size=batch_size, on_case=report)  # fmt: skip
-    click.echo(f"Wrote {len(results)} case(s) to {out_dir}")
+                            preview=preview, overwrite=overwrite, batch_size=batch_size, on_case=report,
+                            dicom_seg=dicom_seg, quality=not no_quality,
+                            quality_perturbations=quality_perturbations)  # fmt: skip
+    if is_file_output(out_dir):
+        click.echo(f"Wrote {out_dir}")
+    else:
+        click.echo(f"Wrote {len(results)} case(s) to {out_dir}")
+    flagged = [s["case_id"] for s in results if (s.get("quality") or {}).get("flagged")]
+    if fail_on_flag and flagged:
+        click.echo(f"Error: {len(flagged)} case(s) flagged by the quality estimate: {', '.join(flagged)}", err=True)
+        raise SystemExit(3)

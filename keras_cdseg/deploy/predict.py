@@ -3,7 +3,12 @@
     OUT/<case>.nii.gz                 uint8 labels; NIfTI input: same shape, affine, header, qform/sform codes
     OUT/<case>_probabilities.nii.gz   optional: uint8 [X, Y, Z, C], scl_slope 1/255 (readers get 0..1)
     OUT/<case>_preview.png            optional: three planes with contours
+    OUT/<case>.seg.dcm                optional, DICOM input only: binary DICOM-SEG of the source series
     OUT/statistics.json               per case: organ volumes (mL), voxel counts, mean intensities, seconds
+
+With one input case, OUT may instead name the output file (`-o seg.nii.gz`, as TotalSegmentator's single
+multi-label output): then that file is written, with `seg.json` (statistics), `seg_probabilities.nii.gz` and
+`seg_preview.png` beside it; several cases with such an OUT are an error.
 
 All or nothing: outputs are staged in a hidden folder and moved into OUT only after every case succeeded,
 so a bad input (found up front or while loading) leaves OUT as it was. Existing outputs are replaced only
@@ -23,72 +28,135 @@ import numpy as np
 
 from keras_cdseg.config import load_json
 from keras_cdseg.data.nifti_io import save_array, save_like, save_nifti
-from keras_cdseg.deploy.inputs import discover_inputs, load_input
+from keras_cdseg.deploy.inputs import discover_inputs, load_input_with_series
 from keras_cdseg.errors import InputError
 from keras_cdseg.inference.volume import PROBABILITY_SCALE, predict_volume
 from keras_cdseg.io_utils import atomic_dir, write_json_atomic
 
 STATISTICS_JSON = "statistics.json"
 STATISTICS_FORMAT = "keras_cdseg.predict/1"
+NIFTI_OUTPUT_SUFFIXES = (".nii.gz", ".nii")
 
 
-def output_paths(case_id, out_dir, probabilities=False, preview=False):
-    """`{"labels": OUT/<case>.nii.gz, ["probabilities": ..., "preview": ...]}` for one case."""
+def is_file_output(out):
+    """True when `out` names a NIfTI file (ends in .nii or .nii.gz), False when it names a folder."""
+    return Path(out).name.lower().endswith(NIFTI_OUTPUT_SUFFIXES)
+
+
+def output_stem(out):
+    """`seg` for `.../seg.nii.gz` or `.../seg.nii`."""
+    name = Path(out).name
+    return name[: -len(next(s for s in NIFTI_OUTPUT_SUFFIXES if name.lower().endswith(s)))]
+
+
+def check_output(cases, out):
+    """`(folder, labels file name or None, statistics file name)` for writing `cases` to `out`.
+
+    Raises:
+        InputError: `out` names a file but there are several cases, or it names a folder that is a file
+            (or a file name that is a folder).
+    """
+    out = Path(out)
+    if is_file_output(out):
+        if out.is_dir():
+            raise InputError(out, "is a folder, but a name ending in .nii/.nii.gz asks for one output file; "
+                                  "remove the folder or give another -o")  # fmt: skip
+        if len(cases) != 1:
+            raise InputError(out, f"names one output file but the inputs hold {len(cases)} cases; give a folder as -o")
+        out_dir, labels_name, statistics_name = out.parent, out.name, f"{output_stem(out)}.json"
+    else:
+        out_dir, labels_name, statistics_name = out, None, STATISTICS_JSON
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "output path exists and is not a folder")
+    return out_dir, labels_name, statistics_name
+
+
+def output_paths(case_id, out_dir, probabilities=False, preview=False, labels_name=None, dicom_seg=False):
+    """`{"labels": OUT/<case>.nii.gz, ["probabilities": ..., "preview": ..., "dicom_seg": ...]}` for one case.
+
+    `labels_name` (e.g. "seg.nii.gz") replaces `<case>.nii.gz`; the other files then take its stem.
+    """
     out_dir = Path(out_dir)
-    paths = {"labels": out_dir / f"{case_id}.nii.gz"}
+    stem = case_id if labels_name is None else output_stem(labels_name)
+    paths = {"labels": out_dir / (labels_name or f"{case_id}.nii.gz")}
     if probabilities:
-        paths["probabilities"] = out_dir / f"{case_id}_probabilities.nii.gz"
+        paths["probabilities"] = out_dir / f"{stem}_probabilities.nii.gz"
     if preview:
-        paths["preview"] = out_dir / f"{case_id}_preview.png"
+        paths["preview"] = out_dir / f"{stem}_preview.png"
+    if dicom_seg:
+        paths["dicom_seg"] = out_dir / f"{stem}.seg.dcm"
     return paths
 
 
+def check_dicom_seg_inputs(cases):
+    """InputError naming the first NIfTI case: a DICOM-SEG needs DICOM source instances to reference."""
+    for case in cases:
+        if case.kind != "dicom":
+            raise InputError(case.path, "--dicom-seg needs a DICOM series folder as input; this input is NIfTI")
+
+
 def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=False, preview=False,
-                  overwrite=False, batch_size=16, on_case=None):
+                  overwrite=False, batch_size=16, on_case=None, dicom_seg=False, quality=True,
+                  quality_perturbations=False):
     """Segments every input and writes the outputs described in the module docstring.
 
     Args:
         inputs: sequence of paths: NIfTI files, folders of NIfTI files, DICOM series folders.
-        out_dir: path. Created if missing.
+        out_dir: path. A folder (created if missing), or, for exactly one input case, the output file
+            `<name>.nii.gz` / `<name>.nii` (its folder created if missing; statistics in `<name>.json`).
         predictor: `keras_cdseg.inference.predictors.Predictor` (its `card` gives preprocessing and labels).
         postprocess: bool. Keep the largest 3D component of the card's classes (the liver). Defaults to True.
         probabilities: bool. Also write class probabilities. Defaults to False.
         preview: bool. Also write a PNG preview per case. Defaults to False.
+        dicom_seg: bool. Also write `<case>.seg.dcm`, a binary DICOM Segmentation referencing the source
+            series (`keras_cdseg.deploy.dicom_seg`); every input must be a DICOM series. Defaults to False.
         overwrite: bool. Replace existing outputs of the same cases. Defaults to False.
         batch_size: int. Slices per network call. Defaults to 16.
         on_case: callable(statistics dict) or None, called after each case (e.g. to print a line).
+        quality: bool. Add each case's `quality` record (estimated Dice, failure probability, signals,
+            flags; `keras_cdseg.inference.quality`, docs/quality.md). Defaults to True.
+        quality_perturbations: bool. Also measure agreement under perturbation (3 extra passes per case).
 
     Returns:
         The list of per-case statistics dicts (as written to `statistics.json`).
 
     Raises:
         InputError: a bad input (see `discover_inputs`, `load_input`), an existing output without
-            `overwrite`, or an unusable `out_dir`. Nothing is written then.
+            `overwrite`, an unusable `out_dir`, or an output file name for several cases. Nothing is written then.
     """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "output path exists and is not a folder")
     cases = discover_inputs(inputs)
-    planned = {case.case_id: output_paths(case.case_id, out_dir, probabilities, preview) for case in cases}
+    if dicom_seg:
+        check_dicom_seg_inputs(cases)
+    out_dir, labels_name, statistics_name = check_output(cases, out_dir)
+    planned = {case.case_id: output_paths(case.case_id, out_dir, probabilities, preview, labels_name, dicom_seg)
+               for case in cases}  # fmt: skip
+    # A folder's statistics.json gathers the cases of every run into it; a single file's statistics are its own.
+    outputs = [path for paths in planned.values() for path in paths.values()]
+    if labels_name is not None:
+        outputs.append(out_dir / statistics_name)
     if not overwrite:
-        for paths in planned.values():
-            for path in paths.values():
-                if path.exists():
-                    raise InputError(path, "output exists; pass --overwrite to replace it")
-    previous = _read_statistics(out_dir / STATISTICS_JSON)
+        for path in outputs:
+            if path.exists():
+                raise InputError(path, "output exists; pass --overwrite to replace it")
+    previous = _read_statistics(out_dir / statistics_name) if labels_name is None else {}
     card = predictor.card
     largest = tuple(card.largest_component_classes) if postprocess else ()
+    quality_tools = None
+    if quality:
+        from keras_cdseg.inference.quality.estimate import quality_probe_for
+
+        quality_tools = (*quality_probe_for(predictor), quality_perturbations)
     results = []
-    with _staged_outputs(out_dir) as staging:
+    with _staged_outputs(out_dir, last=statistics_name) as staging:
         for case in cases:
-            staged = output_paths(case.case_id, staging, probabilities, preview)
-            stats = _predict_case(case, staged, predictor, largest, batch_size)
+            staged = output_paths(case.case_id, staging, probabilities, preview, labels_name, dicom_seg)
+            stats = _predict_case(case, staged, predictor, largest, batch_size, quality_tools)
             stats["outputs"] = {role: str(path) for role, path in planned[case.case_id].items()}
             results.append(stats)
             if on_case is not None:
                 on_case(stats)
         cases_record = {**previous.get("cases", {}), **{s["case_id"]: s for s in results}}
-        write_json_atomic(staging / STATISTICS_JSON, {
+        write_json_atomic(staging / statistics_name, {
             "format": STATISTICS_FORMAT,
             "updated_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "cases": cases_record,
@@ -96,15 +164,24 @@ def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=Fa
     return results
 
 
-def _predict_case(case, staged, predictor, largest_component_classes, batch_size):
+def _predict_case(case, staged, predictor, largest_component_classes, batch_size, quality_tools=None):
     card = predictor.card
     start = time.perf_counter()
-    volume = load_input(case)
+    volume, series = load_input_with_series(case)
     seconds = {"load": time.perf_counter() - start}
-    prediction = predict_volume(
-        predictor, volume, card.data_config, largest_component_classes, batch_size,
-        with_probabilities="probabilities" in staged,
-    )  # fmt: skip
+    if quality_tools is None:
+        prediction = predict_volume(
+            predictor, volume, card.data_config, largest_component_classes, batch_size,
+            with_probabilities="probabilities" in staged,
+        )  # fmt: skip
+    else:  # the same prediction, through the quality probe (one pass; see keras_cdseg.inference.quality)
+        from keras_cdseg.inference.quality.assess import assess_volume
+
+        probe, estimator, perturbations = quality_tools
+        prediction, signals, unavailable, quality_seconds = assess_volume(
+            probe, volume, card.data_config, largest_component_classes, batch_size, perturbations,
+            with_probabilities="probabilities" in staged,
+        )  # fmt: skip
     seconds.update(prediction.seconds)
     start = time.perf_counter()
     if case.kind == "nifti":
@@ -117,6 +194,11 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
         from keras_cdseg.deploy.preview import save_preview
 
         save_preview(staged["preview"], volume.data, prediction.labels, volume.affine, card.class_names, case.case_id)
+    if "dicom_seg" in staged:
+        from keras_cdseg.deploy.dicom_seg import write_dicom_seg
+
+        write_dicom_seg(staged["dicom_seg"], prediction.labels, series.datasets, card.labels,
+                        model_description=predictor.describe())  # fmt: skip
     seconds["write"] = time.perf_counter() - start
     seconds["total"] = sum(seconds.values())
     stats = {
@@ -128,6 +210,8 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
         "postprocess": {"largest_component_classes": list(largest_component_classes), "connectivity": 26},
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
     }
+    if quality_tools is not None:
+        stats["quality"] = {**estimator.estimate(signals, unavailable), "seconds": round(quality_seconds, 4)}
     return stats
 
 
@@ -187,8 +271,11 @@ def _read_statistics(path):
 
 
 @contextlib.contextmanager
-def _staged_outputs(out_dir):
-    """Yields a hidden staging folder; on success its files move into `out_dir` (created atomically if new)."""
+def _staged_outputs(out_dir, last=STATISTICS_JSON):
+    """Yields a hidden staging folder; on success its files move into `out_dir` (created atomically if new).
+
+    The file named `last` (the statistics) moves last: it lists only files that exist.
+    """
     if not out_dir.exists():
         with atomic_dir(out_dir) as staging:
             yield Path(staging)
@@ -196,7 +283,7 @@ def _staged_outputs(out_dir):
     staging = Path(tempfile.mkdtemp(prefix=".cdseg-predict-", suffix=".tmp", dir=out_dir))
     try:
         yield staging
-        for item in sorted(staging.iterdir(), key=lambda p: p.name == STATISTICS_JSON):
-            os.replace(item, out_dir / item.name)  # statistics.json last: it lists only files that exist
+        for item in sorted(staging.iterdir(), key=lambda p: p.name == last):
+            os.replace(item, out_dir / item.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
