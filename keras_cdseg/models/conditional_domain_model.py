@@ -21,8 +21,9 @@ class ConditionalDomainModel(CrossDomainModel):
         L_G = CE(y, ŷ) + adversarial_weight · BCE(D(x ⊕ ŷ), 1) + modality_weight · CE(m, m̂(x))
 
     Everything else — one generator forward per step, the discriminator update, `sum / global batch`
-    losses under `tf.distribute` — is `CrossDomainModel.train_step`, unchanged: the modality term enters
-    it as a loss of the generator (`generator.losses`), added by the classifier while it is supervised.
+    losses on every backend — is `CrossDomainModel.train_step`, unchanged: the modality term enters it as
+    a loss of the generator (`generator.losses`, or the losses `stateless_call` returns on JAX), added by
+    the classifier while it is supervised.
     `modality_loss` (the unweighted cross-entropy) and `modality_accuracy` are tracked. Inference uses
     `x` alone: `model(x)` / `predict(x)` return the segmentation softmax, conditioned on the classifier's
     own prediction. `evaluate` accepts the same dict targets, or a plain `y_onehot` when no modality
@@ -91,24 +92,31 @@ class ConditionalDomainModel(CrossDomainModel):
     def metrics(self):
         return super().metrics + [self.modality_loss_tracker, self.modality_accuracy]
 
-    def train_step(self, data):
-        x, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        y, modality_true = _split_targets(targets)
-        with self.modality_classifier.supervise(modality_true, self.modality_weight, sample_weight) as record:
-            super().train_step((x, y, sample_weight))
-        self._track_modality(modality_true, record)
-        return self._metric_results()
+    # Hooks of `CrossDomainModel`'s backend-neutral step (see `train_step.py`).
 
-    def test_step(self, data):
+    def _unpack(self, data, training):
         x, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if not isinstance(targets, dict):
-            return super().test_step(data)
+        if not training and not isinstance(targets, dict):
+            return x, targets, sample_weight, None  # evaluation without modality labels
         y, modality_true = _split_targets(targets)
-        with self.modality_classifier.supervise(modality_true, self.modality_weight, sample_weight) as record:
-            logs = super().test_step((x, y, sample_weight))
-        self._track_modality(modality_true, record)
-        logs.update(self._metric_results([self.modality_loss_tracker, self.modality_accuracy]))
-        return logs
+        return x, y, sample_weight, modality_true
+
+    def _supervision(self, extra, sample_weight):
+        if extra is None:
+            return super()._supervision(extra, sample_weight)
+        return self.modality_classifier.supervise(extra, self.modality_weight, sample_weight)
+
+    def _record_outputs(self, record):
+        if record is None:
+            return {}
+        return {"probabilities": record["probabilities"], "per_example_loss": record["per_example_loss"]}
+
+    def _update_extra_trackers(self, extra, record):
+        if extra is not None:
+            self._track_modality(extra, record)
+
+    def _extra_trackers(self, extra):
+        return [] if extra is None else [self.modality_loss_tracker, self.modality_accuracy]
 
     def _track_modality(self, modality_true, record):
         if record["probabilities"] is None:

@@ -1,15 +1,16 @@
+import contextlib
 import copy
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_cdseg import losses
 from keras_cdseg.models.dice_score import DiceScore
+from keras_cdseg.models.train_step import backend_train_step
 
 
 @keras.saving.register_keras_serializable(package="keras_cdseg")
-class CrossDomainModel(keras.Model):
+class CrossDomainModel(backend_train_step(), keras.Model):
     """A segmenter trained with a conditional adversarial loss (CAN), modality-blind.
 
     Each `train_step` makes one discriminator update, then one generator update:
@@ -80,13 +81,11 @@ class CrossDomainModel(keras.Model):
             ):
                 d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale_optimizer")
         self.d_optimizer = d_optimizer if self.uses_discriminator else None
-        # Build optimizer slots now, each for its own network and under the model's strategy. Left to Keras,
-        # the generator's optimizer would get slots for every model variable, and the discriminator's would
-        # be built lazily inside the replicated step, where replicas can disagree on its collectives.
-        with self.distribute_strategy.scope():
-            self.g_optimizer.build(self.generator.trainable_variables)
-            if self.d_optimizer is not None:
-                self.d_optimizer.build(self.discriminator.trainable_variables)
+        # Build optimizer slots now, each for its own network (under TensorFlow: in the model's strategy).
+        # Left to Keras, the generator's optimizer would get slots for every model variable, and the
+        # discriminator's would be built lazily inside the replicated step, where replicas can disagree on
+        # its collectives.
+        self._build_optimizers()
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Networks, trackers and both optimizers are built in __init__/compile. Keras' symbolic build would
@@ -117,73 +116,65 @@ class CrossDomainModel(keras.Model):
             results.update(value if isinstance(value, dict) else {metric.name: value})
         return results
 
-    def _step_logs(self, metrics=None):
-        results = self._metric_results(metrics)
-        if _in_multi_worker_mode(self.distribute_strategy):
-            # Keras 3 reduces multi-worker step logs with `reduce("MEAN", v, axis=0)`, which rejects scalars
-            # (tensorflow/tensorflow#72388); a length-1 vector comes out of that reduction as a scalar.
-            results = {name: ops.reshape(value, (1,)) for name, value in results.items()}
-        return results
-
     def get_metrics_result(self):
         # Evaluation never updates the adversarial trackers; leaving them out keeps `evaluate()` and the
         # `val_*` logs to what was measured (and lets Keras return plain floats).
         measured = [
-            m for m in self.metrics if not (isinstance(m, keras.metrics.Mean) and float(m.count.numpy()) == 0)
+            m for m in self.metrics if not (isinstance(m, keras.metrics.Mean) and float(ops.convert_to_numpy(m.count)) == 0)
         ]
         return {name: float(value) for name, value in self._metric_results(measured).items()}
 
-    @staticmethod
-    def _batch_sizes(x):
-        local = ops.cast(ops.shape(x)[0], "float32")
-        return local, local * tf.distribute.get_strategy().num_replicas_in_sync
+    # ---- Backend-neutral pieces of the step; each backend's `train_step` (see `train_step.py`) calls them.
 
-    def train_step(self, data):
+    def _unpack(self, data, training):
+        """`(x, y_onehot, sample_weight, extra)` of a batch; `extra` is what a subclass supervises (None)."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        local_batch, global_batch = self._batch_sizes(x)
-        with tf.GradientTape() as g_tape:
-            y_pred = self.generator(x, training=True)
-            seg_per_example = _weighted(losses.segmentation_cross_entropy(y, y_pred), sample_weight)
-            g_loss = ops.sum(seg_per_example) / global_batch
-            if self.uses_discriminator:
-                with g_tape.stop_recording():
-                    d_loss_sum = self._discriminator_update(x, y, ops.stop_gradient(y_pred), global_batch)
-                fake_logits = self.discriminator((x, y_pred), training=True)
-                adv_per_example = losses.generator_adversarial_loss(fake_logits)
-                g_loss = g_loss + self.adversarial_weight * ops.sum(adv_per_example) / global_batch
-            if self.generator.losses:
-                g_loss = g_loss + ops.sum(self.generator.losses) / tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_g_loss = self.g_optimizer.scale_loss(g_loss)
-        g_grads = g_tape.gradient(scaled_g_loss, self.generator.trainable_weights)
-        self.g_optimizer.apply(g_grads, self.generator.trainable_weights)
+        return x, y, sample_weight, None
 
+    def _supervision(self, extra, sample_weight):
+        """Context active around the generator's forward pass; yields a record the trackers read (None)."""
+        return contextlib.nullcontext(None)
+
+    def _record_outputs(self, record):
+        """Arrays a forward pass writes into the supervision record, to carry out of a traced function."""
+        return {}
+
+    def _seg_per_example(self, y, y_pred, sample_weight):
+        return _weighted(losses.segmentation_cross_entropy(y, y_pred), sample_weight)
+
+    def _generator_loss(self, seg_per_example, adv_per_example, model_losses, global_batch, num_replicas):
+        """`sum(CE) / B + w · sum(BCE(D(x ⊕ ŷ), 1)) / B + model losses / replicas` (B = global batch)."""
+        g_loss = ops.sum(seg_per_example) / global_batch
+        if adv_per_example is not None:
+            g_loss = g_loss + self.adversarial_weight * ops.sum(adv_per_example) / global_batch
+        if model_losses:
+            g_loss = g_loss + ops.sum(ops.stack([ops.cast(v, "float32") for v in model_losses])) / num_replicas
+        return g_loss
+
+    def _update_train_trackers(self, y, y_pred, seg_per_example, d_loss_sum, adv_per_example, extra, record):
         # Trackers take the local mean weighted by the local batch; replicas' sums are then combined.
+        local_batch = ops.cast(ops.shape(seg_per_example)[0], "float32")
         self.seg_loss_tracker.update_state(ops.sum(seg_per_example) / local_batch, sample_weight=local_batch)
-        if self.uses_discriminator:
+        if adv_per_example is not None:
             self.d_loss_tracker.update_state(d_loss_sum / local_batch, sample_weight=local_batch)
             self.g_adv_loss_tracker.update_state(ops.mean(adv_per_example), sample_weight=local_batch)
         self.dice_metric.update_state(y, y_pred)
-        return self._step_logs()
+        self._update_extra_trackers(extra, record)
 
-    def _discriminator_update(self, x, y, y_fake, global_batch):
-        with tf.GradientTape() as tape:
-            real_logits = self.discriminator((x, y), training=True)
-            fake_logits = self.discriminator((x, y_fake), training=True)
-            d_per_example = losses.discriminator_loss(real_logits, fake_logits)
-            d_loss = ops.sum(d_per_example) / global_batch
-            scaled_d_loss = self.d_optimizer.scale_loss(d_loss)
-        d_grads = tape.gradient(scaled_d_loss, self.discriminator.trainable_weights)
-        self.d_optimizer.apply(d_grads, self.discriminator.trainable_weights)
-        return ops.sum(d_per_example)
-
-    def test_step(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        local_batch, _ = self._batch_sizes(x)
-        y_pred = self.generator(x, training=False)
-        seg_per_example = _weighted(losses.segmentation_cross_entropy(y, y_pred), sample_weight)
+    def _update_test_trackers(self, y, y_pred, sample_weight, extra, record):
+        """Updates the evaluation trackers; returns the trackers an evaluation step reports."""
+        seg_per_example = self._seg_per_example(y, y_pred, sample_weight)
+        local_batch = ops.cast(ops.shape(seg_per_example)[0], "float32")
         self.seg_loss_tracker.update_state(ops.sum(seg_per_example) / local_batch, sample_weight=local_batch)
         self.dice_metric.update_state(y, y_pred)
-        return self._step_logs([self.seg_loss_tracker, self.dice_metric])
+        self._update_extra_trackers(extra, record)
+        return [self.seg_loss_tracker, self.dice_metric] + self._extra_trackers(extra)
+
+    def _update_extra_trackers(self, extra, record):
+        return
+
+    def _extra_trackers(self, extra):
+        return []
 
     def get_config(self):
         config = super().get_config()
@@ -221,12 +212,6 @@ class CrossDomainModel(keras.Model):
         d_optimizer = config.get("d_optimizer")
         d_optimizer = keras.saving.deserialize_keras_object(d_optimizer) if d_optimizer else None
         self.compile(g_optimizer, d_optimizer, adversarial_weight=config["adversarial_weight"])
-
-
-def _in_multi_worker_mode(strategy):
-    extended = getattr(strategy, "extended", None)
-    in_multi_worker = getattr(extended, "_in_multi_worker_mode", None)
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and bool(in_multi_worker and in_multi_worker())
 
 
 def _weighted(per_example, sample_weight):
