@@ -1,0 +1,220 @@
+"""One volume through `predict_volume` with its quality signals, and the calibration that uses it.
+
+    assess_volume(probe, volume, ...)      -> (VolumePrediction, signals, unavailable)
+    calibrate_generator(generator, ...)    validation cases + CALIBRATION degradations -> quality.json record
+    calibrate_run(run_dir)                 the same for a run directory (end of `cdseg train`, `cdseg export`)
+
+Backend-neutral: numpy, scipy and Keras only (the probe compiles with tf.function on TensorFlow only).
+"""
+
+import datetime
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_cdseg.inference.quality.calibration import fit_quality_model, volume_reference
+from keras_cdseg.inference.quality.degradations import CALIBRATION, degrade
+from keras_cdseg.inference.quality.estimate import (
+    DISCRIMINATOR_FILE,
+    QUALITY_FORMAT,
+    QUALITY_JSON,
+    load_discriminator,
+    organ_value_of,
+)
+from keras_cdseg.inference.quality.signals import QualityProbe, compiled_forward, perturbation_agreement
+from keras_cdseg.inference.volume import predict_volume
+
+MAX_CALIBRATION_CASES = 8
+
+
+def voxel_volume_ml(affine):
+    return abs(float(np.linalg.det(np.asarray(affine, np.float64)[:3, :3]))) / 1000.0
+
+
+def assess_volume(probe, volume, data_config, largest_component_classes=(1,), batch_size=16, perturbations=False,
+                  with_probabilities=False, plain_predict=None):  # fmt: skip
+    """Predicts `volume` through `probe` (one pass) and returns `(prediction, signals, unavailable, seconds)`.
+
+    `seconds` is the time spent on the signals after the network pass (components, perturbation passes);
+    the probe's own work during the pass (critic, block statistics, confidence) counts as network time.
+
+    Args:
+        probe: `QualityProbe` (reset here).
+        perturbations: bool. Also compute `agreement` (3 extra passes through `plain_predict`).
+        plain_predict: callable used for the perturbation passes; defaults to `probe.predict`.
+    """
+    probe.reset()
+    prediction = predict_volume(probe, volume, data_config, largest_component_classes, batch_size,
+                                with_probabilities=with_probabilities)  # fmt: skip
+    start = time.perf_counter()
+    signals = probe.signals(prediction.labels, voxel_volume_ml(volume.affine))
+    unavailable = dict(probe.unavailable)
+    if perturbations:
+        signals["agreement"] = perturbation_agreement(plain_predict or probe.predict, volume, data_config,
+                                                      prediction.labels, probe.organ_value,
+                                                      largest_component_classes, batch_size)  # fmt: skip
+    probe.reset()
+    return prediction, signals, unavailable, time.perf_counter() - start
+
+
+def dice_of(mask_gt, mask_pred):
+    """Dice of two boolean masks; 1.0 when both are empty."""
+    total = int(mask_gt.sum()) + int(mask_pred.sum())
+    return 1.0 if total == 0 else 2.0 * int(np.logical_and(mask_gt, mask_pred).sum()) / total
+
+
+def measure_samples(probe, cases, data_config, degradations=CALIBRATION, perturbations=True,
+                    largest_component_classes=(1,), batch_size=16, log=None):  # fmt: skip
+    """Signals and measured Dice of every case, clean and under every degradation.
+
+    Args:
+        cases: iterable of `(case_id, image Volume, label array)`.
+
+    Returns:
+        list of `{"case_id", "degradation", "dice", "signals"}`.
+    """
+    plain = _plain(probe)
+    samples = []
+    for case_id, image, label in cases:
+        for index, degradation in enumerate((None,) + tuple(degradations)):
+            volume, label_d = (image, label) if degradation is None else degrade(degradation, image, label, seed=index)
+            prediction, signals, _, _ = assess_volume(probe, volume, data_config, largest_component_classes, batch_size,
+                                                   perturbations, plain_predict=plain)  # fmt: skip
+            dice = dice_of(np.asarray(label_d) == probe.organ_value, prediction.labels == probe.organ_value)
+            name = "none" if degradation is None else degradation.name
+            samples.append({"case_id": case_id, "degradation": name, "dice": round(dice, 5), "signals": signals})
+            if log is not None:
+                log(f"quality calibration: {case_id} {name}: Dice {dice:.3f}")
+    return samples
+
+
+def calibrate_generator(generator, discriminator, cases, data_config, labels, reference_volumes_ml,
+                        degradations=CALIBRATION, perturbations=True, batch_size=16, log=None):  # fmt: skip
+    """The quality.json record of a generator, calibrated on `cases` and their degraded copies.
+
+    Args:
+        generator: Keras generator. discriminator: Keras critic model or None.
+        cases: list of `(case_id, image Volume, label array)` (validation cases; never the training cases).
+        labels: dict name -> value of the model's classes.
+        reference_volumes_ml: organ volumes (mL) of reference segmentations (the plausibility range).
+    """
+    organ_value = organ_value_of(labels)
+    largest = (int(labels["liver"]),) if "liver" in labels else ()
+    probe = QualityProbe(None, organ_value, generator=generator, discriminator=discriminator)
+    started = time.perf_counter()
+    samples = measure_samples(probe, cases, data_config, degradations, perturbations, largest, batch_size, log)
+    reference = volume_reference(reference_volumes_ml)
+    model = fit_quality_model(samples, reference)
+    organ_name = next((n for n, v in labels.items() if int(v) == organ_value), str(organ_value))
+    return {
+        "format": QUALITY_FORMAT,
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "organ": {"name": organ_name, "value": organ_value},
+        "failure_dice": 0.5,
+        "degradations": [d.name for d in degradations],
+        "perturbations": bool(perturbations),
+        "num_cases": len({s["case_id"] for s in samples}),
+        "volume_reference": reference,
+        "model": model,
+        "samples": samples,
+        "seconds": round(time.perf_counter() - started, 1),
+        "method": "rank-normalized signals; L2-penalized logistic regression for failure (Dice < 0.5) and "
+                  "fractional-logit regression for Dice (keras_cdseg.inference.quality.calibration)",
+    }  # fmt: skip
+
+
+def calibrate_run(run_dir, discriminator=None, max_cases=MAX_CALIBRATION_CASES, perturbations=True, log=None):
+    """Calibrates a run's best generator on its validation cases; writes and returns RUN/quality.json.
+
+    Args:
+        run_dir: a run directory (config.json with the split, best/last generator).
+        discriminator: Keras critic model, or None to load RUN/discriminator.keras if it exists.
+        max_cases: int. Validation cases used (the first ones of the split).
+        perturbations: bool. Also measure the agreement-under-perturbation signal (3 extra passes each).
+
+    Raises:
+        InputError: not a run, no generator, or the run's dataset cannot be read.
+    """
+    from keras_cdseg.data.dataset import load_dataset
+    from keras_cdseg.data.nifti_io import load_image, load_label
+    from keras_cdseg.deploy.export import load_generator
+    from keras_cdseg.errors import InputError
+    from keras_cdseg.io_utils import write_json_atomic
+    from keras_cdseg.run_dir import load_run
+
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    run = load_run(run_dir)
+    generator = load_generator(run.generator_path("best"))
+    if discriminator is None:
+        discriminator = load_discriminator(Path(run_dir) / DISCRIMINATOR_FILE)
+    index = load_dataset(run.config.data_dir)
+    by_id = {case.case_id: case for case in index.cases if case.label is not None}
+    split = run.record.get("split") or {}
+    val_ids = [case_id for case_id in split.get("val", []) if case_id in by_id][:max_cases]
+    if not val_ids:
+        raise InputError(run.root, "no validation case to calibrate the quality estimate on")
+    organ_value = organ_value_of(run.labels)
+    allowed = set(run.labels.values())
+
+    def cases():
+        for case_id in val_ids:
+            image = load_image(by_id[case_id].image)
+            yield case_id, image, np.asarray(load_label(by_id[case_id].label, allowed_values=allowed).data)
+
+    reference = []
+    for case_id in [c for c in split.get("train", []) if c in by_id][:30] + val_ids:
+        label = load_label(by_id[case_id].label, allowed_values=allowed)
+        reference.append(np.count_nonzero(np.asarray(label.data) == organ_value) * voxel_volume_ml(label.affine))
+    log(f"quality calibration on {len(val_ids)} validation case(s) x {1 + len(CALIBRATION)} variants")
+    record = calibrate_generator(generator, discriminator, cases(), run.config.data, run.labels, reference,
+                                 perturbations=perturbations)  # fmt: skip
+    write_json_atomic(Path(run_dir) / QUALITY_JSON, record)
+    model = record["model"]
+    log(f"quality calibration: {model['num_samples']} samples, {model['num_failures']} failures "
+        f"(Dice < 0.5), {record['seconds']} s -> {Path(run_dir) / QUALITY_JSON}")  # fmt: skip
+    return record
+
+
+def _plain(probe):
+    """A `slices -> probabilities` callable of the probe's network that gathers nothing."""
+    if probe._forward is not None:
+        forward = probe._forward
+        return lambda slices: forward(slices)[0]
+    return probe.predict
+
+
+def export_quality_assets(run_dir, version_dir, log=None):
+    """Copies quality.json and discriminator.keras of a run into an export; returns model.json's `quality`.
+
+    A run without quality.json is calibrated first (written into the run too). Where there is no run or no
+    readable dataset, the export carries no calibration and says why (`cdseg predict` then reports signals
+    without an estimate).
+    """
+    import shutil
+
+    from keras_cdseg.errors import InputError
+    from keras_cdseg.inference.quality.estimate import read_calibration
+    from keras_cdseg.run_dir import is_run_dir
+
+    run_dir, version_dir = Path(run_dir), Path(version_dir)
+    if not is_run_dir(run_dir):
+        return {"calibrated": False, "reason": "the generator is not inside a run directory", "discriminator": None}
+    discriminator = run_dir / DISCRIMINATOR_FILE
+    if discriminator.is_file():
+        shutil.copy2(discriminator, version_dir / DISCRIMINATOR_FILE)
+    record = read_calibration(run_dir / QUALITY_JSON)
+    reason = None
+    if record is None:
+        try:
+            record = calibrate_run(run_dir, log=log)
+        except InputError as e:
+            reason = f"calibration failed: {e}"
+    result = {"discriminator": DISCRIMINATOR_FILE if discriminator.is_file() else None}
+    if record is None:
+        return {"calibrated": False, "reason": reason, **result}
+    shutil.copy2(run_dir / QUALITY_JSON, version_dir / QUALITY_JSON)
+    return {"calibrated": True, "file": QUALITY_JSON, **result, "organ": record["organ"],
+            "failure_dice": record["failure_dice"], "volume_reference": record["volume_reference"],
+            "model": record["model"]}  # fmt: skip

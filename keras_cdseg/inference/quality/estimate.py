@@ -1,0 +1,154 @@
+"""The per-case quality record of `cdseg predict` / `cdseg evaluate --model`, and the assets it needs.
+
+    quality = {"estimated_dice", "failure_probability", "signals": {...}, "unavailable": {signal: why},
+               "flags": [...], "flagged": bool}
+
+Flags that make a case `flagged` (a warning line; `cdseg predict --fail-on-flag` exits with code 3):
+    likely_failure       failure probability >= 0.5 (estimated Dice < 0.5)
+    empty_prediction     no organ voxel predicted
+    implausible_volume   organ volume below half the smallest or above twice the largest reference volume
+Informational flags (never make a case flagged):
+    critic_unavailable, feature_shift_unavailable, agreement_unavailable   the signal is absent (value None)
+    no_calibration       the model has no quality.json: signals only, no estimate
+
+Assets beside a model (written by `cdseg train` into the run and copied by `cdseg export` into the version):
+    quality.json         the calibration (see `calibration.py`): samples, volume reference, fitted model
+    discriminator.keras  the conditional discriminator `(x, y) -> logit`, the critic
+"""
+
+import json
+from pathlib import Path
+
+from keras_cdseg.inference.quality.calibration import (
+    FAILURE_DICE,
+    FEATURE_SOURCES,
+    apply_quality_model,
+    fit_quality_model,
+)
+
+QUALITY_JSON = "quality.json"
+QUALITY_FORMAT = "keras_cdseg.quality/1"
+DISCRIMINATOR_FILE = "discriminator.keras"
+FAILURE_FLAGS = ("likely_failure", "empty_prediction", "implausible_volume")
+
+
+class QualityEstimator:
+    """Maps a probe's signals to the quality record, refitting on the signals a predictor can compute.
+
+    Args:
+        calibration: dict (the content of quality.json) or None (signals and flags only).
+    """
+
+    def __init__(self, calibration=None):
+        self.calibration = calibration
+        self._models = {}
+
+    @property
+    def reference(self):
+        return (self.calibration or {}).get("volume_reference")
+
+    def model_for(self, unavailable):
+        """The fitted model over every calibrated feature whose signal is available (cached per subset)."""
+        stored = self.calibration["model"]
+        names = tuple(n for n in stored["features"] if FEATURE_SOURCES.get(n, n) not in unavailable)
+        if names == tuple(stored["features"]):
+            return stored
+        if names not in self._models:
+            self._models[names] = fit_quality_model(self.calibration["samples"], self.reference, names,
+                                                    stored.get("l2", 1.0))  # fmt: skip
+        return self._models[names]
+
+    def estimate(self, signals, unavailable=None):
+        """The quality record (see the module docstring) of one case's `signals`."""
+        unavailable = dict(unavailable or {})
+        if signals.get("agreement") is None and "agreement" not in unavailable:
+            unavailable["agreement"] = "not requested (--quality-perturbations)"
+        flags = [f"{name}_unavailable" for name in ("critic_score", "feature_shift", "agreement") if name in unavailable]
+        flags = [f.replace("critic_score", "critic") for f in flags]
+        record = {"estimated_dice": None, "failure_probability": None, "signals": _rounded(signals),
+                  "unavailable": unavailable}  # fmt: skip
+        if self.calibration is None:
+            flags.append("no_calibration")
+        else:
+            dice, failure = apply_quality_model(self.model_for(unavailable), signals, self.reference)
+            record["estimated_dice"], record["failure_probability"] = round(dice, 4), round(failure, 4)
+            if failure >= 0.5:
+                flags.append("likely_failure")
+        volume = signals.get("organ_volume_ml")
+        if volume is not None and volume <= 0:
+            flags.append("empty_prediction")
+        reference = self.reference
+        if volume and reference and not (reference["min_ml"] / 2 <= volume <= reference["max_ml"] * 2):
+            flags.append("implausible_volume")
+        record["flags"] = flags
+        record["flagged"] = any(flag in FAILURE_FLAGS for flag in flags)
+        return record
+
+
+def read_calibration(path):
+    """quality.json content, or None if the file does not exist (InputError if it is not one)."""
+    from keras_cdseg.config import load_json
+    from keras_cdseg.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        return None
+    record = load_json(path)
+    if record.get("format") != QUALITY_FORMAT:
+        raise InputError(path, f"not a keras_cdseg quality file (format {record.get('format')!r})")
+    return record
+
+
+def assets_dir_of(predictor):
+    """The folder whose quality.json / discriminator.keras belong to `predictor` (run or version directory)."""
+    path = Path(predictor.path)
+    return path if path.is_dir() else path.parent
+
+
+def load_discriminator(path):
+    """The critic `.keras` model at `path`, or None if there is none."""
+    from keras_cdseg.models.saving import load_model
+
+    return load_model(path, compile=False) if Path(path).is_file() else None
+
+
+def save_discriminator(discriminator, path, input_shape, num_classes):
+    """Saves a discriminator layer as a functional `.keras` model `[x (H, W, 2T+1), y (H, W, C)] -> logit`."""
+    import keras
+
+    from keras_cdseg.io_utils import atomic_path
+
+    x = keras.Input(tuple(input_shape), name="slices")
+    y = keras.Input(tuple(input_shape[:2]) + (int(num_classes),), name="probabilities")
+    model = keras.Model([x, y], discriminator((x, y), training=False), name="critic")
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def quality_probe_for(predictor, organ_value=None):
+    """`(QualityProbe, QualityEstimator)` for a loaded `Predictor`, from the assets beside it."""
+    from keras_cdseg.inference.quality.signals import QualityProbe
+
+    directory = assets_dir_of(predictor)
+    calibration = read_calibration(directory / QUALITY_JSON)
+    discriminator = load_discriminator(directory / DISCRIMINATOR_FILE)
+    if organ_value is None:
+        organ_value = organ_value_of(predictor.card.labels)
+    generator = getattr(predictor, "model", None)
+    probe = QualityProbe(predictor, organ_value, generator=generator, discriminator=discriminator)
+    return probe, QualityEstimator(calibration)
+
+
+def organ_value_of(labels):
+    """The class the quality estimate is about: the liver if labelled, else the first foreground class."""
+    if "liver" in labels:
+        return int(labels["liver"])
+    return min(int(v) for v in labels.values() if int(v) != 0)
+
+
+def is_failure(dice):
+    return dice < FAILURE_DICE
+
+
+def _rounded(signals):
+    return json.loads(json.dumps(signals, default=float), parse_float=lambda s: round(float(s), 6))
