@@ -21,6 +21,8 @@ from keras_cdseg import __version__
 from keras_cdseg.data.pipeline import make_training_dataset
 from keras_cdseg.distribute import make_strategy, needs_synchronized_batch_norm
 from keras_cdseg.errors import InputError, TrainingError
+from keras_cdseg.inference.quality.assess import calibrate_run
+from keras_cdseg.inference.quality.estimate import DISCRIMINATOR_FILE, QUALITY_JSON, save_discriminator
 from keras_cdseg.io_utils import atomic_path, write_json_atomic
 from keras_cdseg.models.cross_domain_model import CrossDomainModel
 from keras_cdseg.models.segmenter import build_discriminator, build_segmenter
@@ -157,6 +159,9 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
     def save(step, score):
         state.save(step, score)
         _save_keras(model.generator, worker_dir / layout.LAST_GENERATOR)
+        if model.discriminator is not None:  # the critic of the per-scan quality estimate
+            save_discriminator(model.discriminator, worker_dir / DISCRIMINATOR_FILE, model.generator.input_shape[1:],
+                               data.num_classes)  # fmt: skip
 
     control = StepControl(
         save, start_step, train_config.checkpoint_every, train_config.val_every, train_config.steps, best_score, best_step
@@ -227,6 +232,8 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
         "num_replicas": num_replicas,
         "last_history_row": history.rows[-1] if history.rows else None,
     }
+    if status == "finished" and is_chief:
+        summary["quality_calibration"] = _calibrate_quality(worker_dir, log)
     write_json_atomic(worker_dir / layout.SUMMARY_FILE, summary)
     log(
         f"{status} at step {control.step}/{train_config.steps}; "
@@ -328,6 +335,16 @@ def _best_step(rows, best_score):
         if row.get("val_score") == best_score:
             return row["step"]
     return None
+
+
+def _calibrate_quality(run_dir, log):
+    """RUN/quality.json (per-scan quality estimate, docs/quality.md); a failure is logged, never fatal."""
+    try:
+        record = calibrate_run(run_dir, log=log)
+    except InputError as e:
+        log(f"warning: no quality calibration ({e})")
+        return None
+    return {"file": QUALITY_JSON, "num_samples": record["model"]["num_samples"], "seconds": record["seconds"]}
 
 
 def _save_keras(model, path):
