@@ -211,6 +211,9 @@ def export_model(source, root="saved_models", name="cdseg", version=None, tflite
                 (tmp / file_name).write_bytes(convert_to_tflite(tmp, None if variant == "none" else variant))
                 tflite_files[variant] = file_name
             record = _model_record(name, version, card, model, generator_path, tflite_files, tmp, tf)
+            from keras_cdseg.inference.quality.assess import export_quality_assets
+
+            record["quality"] = export_quality_assets(generator_path.parent, tmp)  # docs/quality.md
             write_json_atomic(tmp / MODEL_JSON, record)
     except FileExistsError:
         raise InputError(version_dir, "version already exists; exports never overwrite") from None
