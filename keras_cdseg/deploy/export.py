@@ -2,6 +2,7 @@
 
     saved_models/<name>/<version>/            one integer version per export, never overwritten
       saved_model.pb  variables/  ...         signature serving_default: slices -> probabilities, labels
+                                              segment_volume(_int16): volume, spacing_mm -> labels, volumes_ml
       model.json                              preprocessing, labels, post-processing, hashes, versions
       <name>.tflite  [<name>_float16.tflite  <name>_dynamic.tflite]
 
@@ -204,7 +205,7 @@ def export_model(source, root="saved_models", name="cdseg", version=None, tflite
 
     try:
         with atomic_dir(version_dir) as tmp:
-            write_saved_model(model, tmp)
+            write_saved_model(model, tmp, card.data_config)
             tflite_files = {}
             for variant in (("none",) if tflite or quantize else ()) + quantize:
                 file_name = f"{name}.tflite" if variant == "none" else f"{name}_{variant}.tflite"
@@ -248,8 +249,12 @@ def check_model_matches_card(input_shape, num_classes, card, source):
                                  f"({', '.join(card.class_names)})")  # fmt: skip
 
 
-def write_saved_model(model, directory):
-    """Writes `model` as a SavedModel whose `serving_default` maps `slices` to `probabilities` and uint8 `labels`."""
+def write_saved_model(model, directory, data_config=None, volume_batch_size=None):
+    """Writes `model` as a SavedModel whose `serving_default` maps `slices` to `probabilities` and uint8 `labels`.
+
+    With `data_config`, also the raw-volume signatures `segment_volume` / `segment_volume_int16`
+    (`keras_cdseg.deploy.volume_signature`: preprocessing, batched network and restoration in the graph).
+    """
     import keras
     import tensorflow as tf
 
@@ -263,11 +268,18 @@ def write_saved_model(model, directory):
 
     spec = tf.TensorSpec([None, height, width, num_channels], tf.float32, name=INPUT_NAME)
     archive.add_endpoint(SIGNATURE_NAME, serve, input_signature=[spec])
+    if data_config is not None:
+        from keras_cdseg.deploy.volume_signature import DEFAULT_VOLUME_BATCH_SIZE, add_volume_endpoints
+
+        add_volume_endpoints(archive, model, data_config, volume_batch_size or DEFAULT_VOLUME_BATCH_SIZE)
     archive.write_out(str(directory), verbose=False)
 
 
 def convert_to_tflite(saved_model_dir, quantize=None):
-    """TFLite flatbuffer bytes of the SavedModel's `serving_default` (float32, or float16 / dynamic-range)."""
+    """TFLite flatbuffer bytes of the SavedModel's `serving_default` (float32, or float16 / dynamic-range).
+
+    Only the slice model: the `segment_volume` signatures (preprocessing in the graph) are not converted.
+    """
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE_NAME])
@@ -296,6 +308,8 @@ def _resolve_source(source):
 
 
 def _model_record(name, version, card, model, generator_path, tflite_files, version_dir, tf):
+    from keras_cdseg.deploy.volume_signature import DEFAULT_VOLUME_BATCH_SIZE, volume_signature_record
+
     height, width, num_channels = (int(n) for n in model.input_shape[1:])
     num_classes = int(model.output_shape[-1])
     return {
@@ -311,6 +325,7 @@ def _model_record(name, version, card, model, generator_path, tflite_files, vers
                 "labels": {"dtype": "uint8", "shape": [None, height, width]},
             },
         },
+        "volume_signature": volume_signature_record(num_classes, DEFAULT_VOLUME_BATCH_SIZE),
         "preprocessing": {"data_config": to_dict(card.data_config), "num_channels": num_channels,
                           "steps": PREPROCESSING_STEPS},  # fmt: skip
         "postprocessing": {"largest_component_classes": list(card.largest_component_classes), "connectivity": 26},

@@ -1,0 +1,252 @@
+"""The SavedModel's `segment_volume` signature: a raw volume in, labels and organ volumes out, all in the graph.
+
+    volume [X, Y, Z] (canonical RAS voxel order, float32 or int16) + spacing_mm float64 [3]
+      --percentile clip, map to [0, 1]-- --linear in-plane resampling, centre pad/crop-- --2T+1 context--
+      --network, batch by batch-- --arg-max-- --nearest-neighbour restoration onto the input grid--
+      labels uint8 [X, Y, Z], voxel_counts int64 [C], volumes_ml float64 [C]
+
+Each step is the TensorFlow transcription of `keras_cdseg.data.preprocessing` (what `cdseg predict` runs),
+with the same arithmetic in the same precision and order, so both give the same labels:
+
+- clip limits: numpy's default ("linear") percentile of the volume's voxels (float64 index `(n - 1) q`,
+  difference of neighbours in float32, `a + d t` below t = 0.5 and `b - d (1 - t)` from it), falling back to
+  min/max when the two coincide; volumes above 2^21 voxels take every k-th voxel (k odd), visited with x
+  fastest (numpy visits them in memory order, which is the same for a RAS-stored NIfTI; other layouts give
+  clip limits within a small fraction of a grey level);
+- clipping in float32, then `(x - low) * (1 / (high - low))` in float32;
+- centre-aligned sample positions computed in float64 from the shape and `spacing_mm` (send float64);
+  linear weights in float32; positions more than half a pixel outside the grid give 0 (background);
+- context slices past either end repeat the edge slice.
+
+Reorientation is the client's job and lossless (a permutation and flips, e.g. nibabel's
+`as_closest_canonical` for a non-oblique image). Largest-component post-processing is not in the graph:
+clients that want it run `keras_cdseg.inference.postprocessing.keep_largest_component` (model.json says
+which classes); `voxel_counts` / `volumes_ml` describe the labels as returned.
+"""
+
+VOLUME_SIGNATURE_NAME = "segment_volume"
+VOLUME_INT16_SIGNATURE_NAME = "segment_volume_int16"
+VOLUME_INPUT_NAME = "volume"
+SPACING_INPUT_NAME = "spacing_mm"
+DEFAULT_VOLUME_BATCH_SIZE = 16
+_EDGE_TOLERANCE = 1e-6
+
+
+def volume_signature_record(num_classes, batch_size):
+    """The `model.json` entry describing the `segment_volume` signatures."""
+    inputs = {VOLUME_INPUT_NAME: {"dtype": "float32", "shape": [None, None, None]},
+              SPACING_INPUT_NAME: {"dtype": "float64", "shape": [3]}}  # fmt: skip
+    return {
+        "names": {"float32": VOLUME_SIGNATURE_NAME, "int16": VOLUME_INT16_SIGNATURE_NAME},
+        "inputs": inputs,
+        "outputs": {
+            "labels": {"dtype": "uint8", "shape": [None, None, None]},
+            "voxel_counts": {"dtype": "int64", "shape": [num_classes]},
+            "volumes_ml": {"dtype": "float64", "shape": [num_classes]},
+        },
+        "volume_order": "canonical RAS voxel order: array axes along +x (right), +y (anterior), +z (superior); "
+                        "reorient on the client (lossless permutation/flips)",
+        "spacing": "voxel size in mm along the three array axes of the canonical volume",
+        "batch_size": int(batch_size),
+        "postprocessing": "none in the graph: apply postprocessing.largest_component_classes on the client",
+    }
+
+
+def add_volume_endpoints(archive, model, data_config, batch_size=DEFAULT_VOLUME_BATCH_SIZE):
+    """Adds `segment_volume` (float32 volume) and `segment_volume_int16` to a `keras.export.ExportArchive`."""
+    import tensorflow as tf
+
+    from keras_cdseg.data.preprocessing import _MAX_PERCENTILE_SAMPLES
+
+    def forward(slices):
+        return tf.cast(model(slices, training=False), tf.float32)
+
+    def endpoint(volume, spacing_mm):
+        return segment_volume_graph(volume, spacing_mm, forward, data_config, model.output_shape[-1],
+                                    batch_size, _MAX_PERCENTILE_SAMPLES)  # fmt: skip
+
+    spacing = tf.TensorSpec([3], tf.float64, name=SPACING_INPUT_NAME)
+    for name, dtype in ((VOLUME_SIGNATURE_NAME, tf.float32), (VOLUME_INT16_SIGNATURE_NAME, tf.int16)):
+        volume = tf.TensorSpec([None, None, None], dtype, name=VOLUME_INPUT_NAME)
+        archive.add_endpoint(name, endpoint, input_signature=[volume, spacing])
+
+
+def segment_volume_graph(volume, spacing_mm, forward, data_config, num_classes, batch_size, max_samples):
+    """Labels `[X, Y, Z]` uint8, voxel counts and volumes (mL) per class of a canonical volume (TF ops).
+
+    Args:
+        volume: tensor `[X, Y, Z]` (any real dtype; cast to float32, exact for int16) in RAS voxel order.
+        spacing_mm: float64 tensor `[3]`, voxel size along the three axes.
+        forward: callable `slices [N, H, W, 2T+1] float32 -> probabilities [N, H, W, C]`.
+        data_config: `DataConfig` (image_size, target_spacing_mm, context, clip_percentiles).
+        num_classes: int. C.
+        batch_size: int. Slices per network call.
+        max_samples: int. Above this many voxels the percentiles use a strided sample (as numpy's path).
+    """
+    import tensorflow as tf
+
+    volume = tf.cast(volume, tf.float32)
+    spacing_mm = tf.cast(spacing_mm, tf.float64)
+    checks = [
+        tf.debugging.assert_positive(tf.size(volume), message="volume is empty"),
+        tf.debugging.assert_positive(spacing_mm, message="spacing_mm must be > 0"),
+        tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(volume)), True, message="volume has NaN/Inf"),
+    ]
+    with tf.control_dependencies(checks):
+        volume = tf.identity(volume)
+    shape = tf.shape(volume)
+    size = int(data_config.image_size)
+    target = float(data_config.target_spacing_mm)
+    prepared = prepare_canonical(volume, spacing_mm, data_config, max_samples)
+    labels_prepared = _segment_prepared(prepared, forward, int(data_config.context), int(batch_size), size)
+    restored = _resample_nearest(labels_prepared, 2, _window_coords(shape[1], spacing_mm[1], target, size))
+    restored = _resample_nearest(restored, 1, _window_coords(shape[0], spacing_mm[0], target, size))
+    labels = tf.transpose(restored, [1, 2, 0])
+    counts = tf.math.bincount(tf.reshape(tf.cast(labels, tf.int32), [-1]), minlength=num_classes,
+                              maxlength=num_classes, dtype=tf.int64)  # fmt: skip
+    voxel_ml = tf.reduce_prod(spacing_mm) / 1000.0
+    return {"labels": labels, "voxel_counts": counts, "volumes_ml": tf.cast(counts, tf.float64) * voxel_ml}
+
+
+def prepare_canonical(volume, spacing_mm, data_config, max_samples):
+    """Prepared slices `[S, image_size, image_size]` float32 of a canonical float32 volume: the graph form of
+    `preprocessing.prepare_volume(...).image` for a RAS-ordered volume."""
+    import tensorflow as tf
+
+    shape = tf.shape(volume)
+    size = int(data_config.image_size)
+    target = float(data_config.target_spacing_mm)
+    low, high = intensity_limits(volume, data_config.clip_percentiles, max_samples)
+    slices = tf.transpose(volume, [2, 0, 1])  # [S, n0, n1], slice-first as prepare_slices
+    low32, high32 = tf.cast(low, tf.float32), tf.cast(high, tf.float32)
+    scale = tf.where(high > low, tf.cast(1.0 / tf.where(high > low, high - low, 1.0), tf.float32), 0.0)
+    normalised = (tf.clip_by_value(slices, low32, high32) - low32) * scale
+    coords = [_source_coords(shape[axis], spacing_mm[axis], target, size) for axis in range(2)]
+    prepared = _resample_linear(normalised, 1, coords[0], shape[0])
+    return _resample_linear(prepared, 2, coords[1], shape[1])
+
+
+def intensity_limits(volume, clip_percentiles, max_samples):
+    """float64 `(low, high)` as `preprocessing.intensity_limits` (numpy's linear percentile, min/max fallback)."""
+    import tensorflow as tf
+
+    flat = tf.reshape(tf.transpose(volume, [2, 1, 0]), [-1])  # x fastest: a RAS NIfTI's memory order
+    num_voxels = tf.size(flat, out_type=tf.int64)
+    stride = tf.bitwise.bitwise_or((num_voxels + max_samples - 1) // max_samples, 1)
+    samples = tf.cond(num_voxels > max_samples, lambda: flat[::stride], lambda: flat)
+    ordered = tf.sort(samples)
+    n = tf.size(ordered, out_type=tf.int64)
+    limits = []
+    for percentile in clip_percentiles:
+        virtual = tf.cast(n - 1, tf.float64) * (float(percentile) / 100.0)
+        previous = tf.floor(virtual)
+        gamma = virtual - previous
+        below = tf.cast(previous, tf.int64)
+        above = tf.minimum(below + 1, n - 1)
+        a, b = tf.gather(ordered, below), tf.gather(ordered, above)
+        difference = tf.cast(b - a, tf.float64)  # float32 difference, as numpy's _lerp on float32 samples
+        a64, b64 = tf.cast(a, tf.float64), tf.cast(b, tf.float64)
+        limits.append(tf.where(gamma >= 0.5, b64 - difference * (1.0 - gamma), a64 + difference * gamma))
+    low, high = limits
+    fallback = tf.logical_not(high > low)
+    low = tf.where(fallback, tf.cast(tf.reduce_min(volume), tf.float64), low)
+    high = tf.where(fallback, tf.cast(tf.reduce_max(volume), tf.float64), high)
+    return low, high
+
+
+def _resampled_size(n, spacing, target):
+    import tensorflow as tf
+
+    # Python's round() and tf.round both round half to even.
+    return tf.maximum(tf.cast(tf.round(tf.cast(n, tf.float64) * spacing / target), tf.int64), 1)
+
+
+def _offsets(n, spacing, target, size):
+    """(centre, resampled centre, pad offset) of one in-plane axis, as `VolumeGeometry`."""
+    import tensorflow as tf
+
+    resampled = _resampled_size(n, spacing, target)
+    centre = (tf.cast(n, tf.float64) - 1.0) / 2.0
+    resampled_centre = (tf.cast(resampled, tf.float64) - 1.0) / 2.0
+    pad = tf.cast(tf.math.floordiv(size - resampled, 2), tf.float64)
+    return centre, resampled_centre, pad
+
+
+def _source_coords(n, spacing, target, size):
+    """`VolumeGeometry.source_coords`: input position sampled by each prepared pixel (float64 [size])."""
+    import tensorflow as tf
+
+    centre, resampled_centre, pad = _offsets(n, spacing, target, size)
+    window = tf.range(size, dtype=tf.float64)
+    return centre + (window - pad - resampled_centre) * (target / spacing)
+
+
+def _window_coords(n, spacing, target, size):
+    """`VolumeGeometry.window_coords`: prepared position of each input pixel (float64 [n])."""
+    import tensorflow as tf
+
+    centre, resampled_centre, pad = _offsets(n, spacing, target, size)
+    canonical = tf.range(tf.cast(n, tf.float64), dtype=tf.float64)
+    return pad + resampled_centre + (canonical - centre) * (spacing / target)
+
+
+def _inside_and_clamped(coords, size):
+    import tensorflow as tf
+
+    limit = tf.cast(size, tf.float64)
+    inside = (coords >= -0.5 - _EDGE_TOLERANCE) & (coords <= limit - 0.5 + _EDGE_TOLERANCE)
+    return inside, tf.clip_by_value(coords, 0.0, limit - 1.0)
+
+
+def _broadcast_mask(mask, axis, rank):
+    import tensorflow as tf
+
+    shape = [1] * rank
+    shape[axis] = -1
+    return tf.reshape(mask, shape)
+
+
+def _resample_linear(array, axis, coords, size):
+    """`preprocessing._resample_axis(order=1, cval=0)` along `axis` of a float32 `[S, a, b]` array."""
+    import tensorflow as tf
+
+    size = tf.cast(size, tf.int64)
+    inside, clamped = _inside_and_clamped(coords, size)
+    low = tf.minimum(tf.cast(tf.floor(clamped), tf.int64), tf.maximum(size - 2, 0))
+    high = tf.minimum(low + 1, size - 1)
+    weight = _broadcast_mask(tf.cast(clamped - tf.cast(low, tf.float64), tf.float32), axis, 3)
+    out = tf.gather(array, low, axis=axis) * (1.0 - weight) + tf.gather(array, high, axis=axis) * weight
+    return tf.where(_broadcast_mask(inside, axis, 3), out, tf.zeros_like(out))
+
+
+def _resample_nearest(array, axis, coords):
+    """`preprocessing._resample_axis(order=0, cval=0)` along `axis` of a `[S, a, b]` label array."""
+    import tensorflow as tf
+
+    inside, clamped = _inside_and_clamped(coords, tf.shape(array, out_type=tf.int64)[axis])
+    out = tf.gather(array, tf.cast(tf.floor(clamped + 0.5), tf.int64), axis=axis)
+    return tf.where(_broadcast_mask(inside, axis, 3), out, tf.zeros_like(out))
+
+
+def _segment_prepared(prepared, forward, context, batch_size, size):
+    """Arg-max labels `[S, size, size]` uint8: 2T+1 context stacks of `batch_size` slices per network call."""
+    import tensorflow as tf
+
+    num_slices = tf.shape(prepared, out_type=tf.int64)[0]
+    num_batches = (num_slices + batch_size - 1) // batch_size
+    offsets = tf.range(-context, context + 1, dtype=tf.int64)
+    batches = tf.TensorArray(tf.uint8, size=tf.cast(num_batches, tf.int32), infer_shape=False,
+                             element_shape=tf.TensorShape([None, size, size]))  # fmt: skip
+
+    def body(index, batches):
+        start = index * batch_size
+        indices = tf.range(start, tf.minimum(start + batch_size, num_slices))
+        neighbours = tf.clip_by_value(indices[:, None] + offsets[None, :], 0, num_slices - 1)
+        stacks = tf.transpose(tf.gather(prepared, neighbours), [0, 2, 3, 1])  # [n, H, W, 2T+1]
+        stacks = tf.ensure_shape(stacks, [None, size, size, 2 * context + 1])
+        labels = tf.cast(tf.argmax(forward(stacks), axis=-1), tf.uint8)
+        return index + 1, batches.write(tf.cast(index, tf.int32), labels)
+
+    _, batches = tf.while_loop(lambda index, _: index < num_batches, body,
+                               (tf.constant(0, tf.int64), batches), parallel_iterations=1)  # fmt: skip
+    return batches.concat()
