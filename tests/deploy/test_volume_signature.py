@@ -15,7 +15,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from deploy_fixtures import write_nifti
+from deploy_fixtures import IMAGE_SIZE, make_run_dir, write_nifti
 
 from keras_cdseg.config import DataConfig
 from keras_cdseg.data.nifti_io import Volume, load_image
@@ -34,10 +34,33 @@ REAL_CT = Path(__file__).resolve().parents[1] / "data" / "real" / "ct_abdomen_3m
 
 
 @pytest.fixture(scope="module")
-def signatures(version_dir):
+def threshold_version_dir(tmp_path_factory):
+    """An export whose network labels 'liver' where the centre slice's prepared intensity exceeds 0.55.
+
+    A real Keras model (a fixed 1×1 convolution and softmax, saved and exported as usual) whose labels
+    cover a large part of every scan, so that an error anywhere in preparation or restoration shows up in
+    the agreement (the untrained test generator labels almost nothing).
+    """
+    import keras
+
+    from keras_cdseg.deploy.export import export_model
+
+    run = make_run_dir(tmp_path_factory.mktemp("threshold") / "run")
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    head = keras.layers.Conv2D(2, 1, activation="softmax", name="threshold")
+    model = keras.Model(inputs, head(inputs))
+    kernel = np.zeros((1, 1, 3, 2), np.float32)
+    kernel[0, 0, 1, 1] = 40.0
+    head.set_weights([kernel, np.array([0.0, -40.0 * 0.55], np.float32)])
+    model.save(run / "best_generator.keras")
+    return export_model(run, root=run.parent / "saved_models").version_dir
+
+
+@pytest.fixture(scope="module")
+def signatures(threshold_version_dir):
     import tensorflow as tf
 
-    return tf.saved_model.load(str(version_dir)).signatures
+    return tf.saved_model.load(str(threshold_version_dir)).signatures
 
 
 @pytest.fixture(scope="module")
@@ -91,17 +114,18 @@ def test_canonical_round_trip_is_lossless():
 
 
 @pytest.mark.parametrize("case", ["real_ct", "synthetic_ct", "synthetic_mr"])
-def test_segment_volume_agrees_with_cdseg_predict(tmp_path, scans, version_dir, signatures, case):
+def test_segment_volume_agrees_with_cdseg_predict(tmp_path, scans, threshold_version_dir, signatures, case):
     import tensorflow as tf
 
     from cdseg.main import cli
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(cli, ["predict", str(scans[case]), "-o", str(out), "--model", str(version_dir),
-                                      "--no-postprocess"])  # fmt: skip
+    result = CliRunner().invoke(cli, ["predict", str(scans[case]), "-o", str(out), "--model",
+                                      str(threshold_version_dir), "--no-postprocess"])  # fmt: skip
     assert result.exit_code == 0, result.output
     name = scans[case].name[: -len(".nii.gz")]
     expected = np.asarray(nib.load(str(out / f"{name}.nii.gz")).dataobj)
+    assert 0.03 < expected.mean() < 0.97  # both classes are well represented
     volume = load_image(scans[case])
     data, spacing_mm, orientation = to_canonical(volume)
     outputs = signatures["segment_volume"](volume=tf.constant(data, tf.float32), spacing_mm=tf.constant(spacing_mm))
@@ -161,21 +185,25 @@ def _serve_rest_in_process(signatures, received):
     return post
 
 
-def test_grpc_and_rest_clients_send_the_documented_requests_and_match_cdseg_predict(tmp_path, scans, version_dir,
-                                                                                    signatures):  # fmt: skip
+def test_grpc_and_rest_clients_send_the_documented_requests_and_match_cdseg_predict(tmp_path, scans, signatures,
+                                                                                    threshold_version_dir):  # fmt: skip
     import tensorflow as tf
 
     from keras_cdseg.deploy.predict import predict_cases
     from keras_cdseg.inference.predictors import load_predictor
 
-    predict_cases([scans["real_ct"]], tmp_path / "local", load_predictor(version_dir))
+    version_dir = threshold_version_dir
+    predict_cases([scans["real_ct"]], tmp_path / "local", load_predictor(version_dir))  # largest component too
     expected = np.asarray(nib.load(str(tmp_path / "local" / "ct_abdomen_3mm.nii.gz")).dataobj)
+    assert expected.mean() > 0.03
     volume = load_image(scans["real_ct"])
     grpc_requests, rest_requests = [], []
     labels, volumes_ml = segment_volume_via_serving(volume, version_dir / "model.json", transport="grpc",
                                                     predict=_serve_grpc_in_process(signatures, grpc_requests),
                                                     version=1)  # fmt: skip
     assert float(np.mean(labels == expected)) >= 0.999
+    statistics = json.loads((tmp_path / "local" / "statistics.json").read_text())["cases"]["ct_abdomen_3mm"]
+    assert volumes_ml["liver"] == pytest.approx(statistics["classes"]["liver"]["volume_ml"], rel=1e-3)
     (request,) = grpc_requests
     assert request.model_spec.name == "cdseg" and request.model_spec.signature_name == "segment_volume"
     assert request.model_spec.version.value == 1
