@@ -69,3 +69,30 @@ def ablation(data_dir, out_dir, seeds, steps, image_size, target_spacing_mm, pre
     click.echo(json.dumps({"status": record["status"], "runs": counts, "report": f"{out_dir}/report.md"}))
     if record["status"] == "interrupted":
         raise SystemExit(130)
+
+
+@experiment.command("failure-detection")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="RESULTS_DIR: data, runs, cases.json, failure_detection.json, risk_coverage.png (re-run resumes).")  # fmt: skip
+@click.option("--steps", type=click.IntRange(min=1), help="Training steps per model [default: 400].")
+@click.option("--quick", is_flag=True, help="Tiny settings that only check the pipeline (seconds, meaningless numbers).")
+@click.option("--verbose", type=click.IntRange(0, 2), default=0, show_default=True, help="Keras progress per run.")
+@user_errors
+def failure_detection(out_dir, steps, quick, verbose):
+    """Benchmark the per-scan quality estimate (docs/quality.md).
+
+    Trains a CT + MR model and CT-only / MR-only models on synthetic phantoms (each calibrated at the end of
+    training), then scores in-distribution, leave-one-modality-out, held-out-degradation and real-CT cases:
+    AUROC for failure (Dice < 0.5), AURC, Spearman and MAE of the estimated Dice, per signal and combined.
+    """
+    import dataclasses
+    import json
+
+    from keras_cdseg.experiments.failure_detection import QUICK, FailureSettings, run_failure_detection
+
+    settings = QUICK if quick else FailureSettings()
+    if steps:
+        settings = dataclasses.replace(settings, steps=steps)
+    result = run_failure_detection(out_dir, settings, verbose=verbose)
+    click.echo(json.dumps({"num_cases": result["num_cases"], "num_failures": result["num_failures"],
+                           "combined": result["metrics"]["combined"], "report": f"{out_dir}/failure_detection.json"}))  # fmt: skip

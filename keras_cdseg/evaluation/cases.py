@@ -32,6 +32,8 @@ class CasePair:
         modality: str or None. Groups the report ("CT", "MR"); never used for computing metrics.
         image: array or None. The intensity image on the same grid, only drawn under overlays.
         affine: 4x4 array or None. Voxel-to-world matrix; only used to show overlays in RAS orientation.
+        quality: dict or None. The model's own quality estimate of the prediction (model-based evaluation),
+            copied into the case result beside the measured metrics.
     """
 
     case_id: str
@@ -41,6 +43,7 @@ class CasePair:
     modality: str | None = None
     image: np.ndarray | None = None
     affine: np.ndarray | None = None
+    quality: dict | None = None
 
 
 def check_labels(labels):
@@ -116,6 +119,8 @@ def _evaluate(pair, classes, scoring, largest_component_classes):
             components["num_components_pred_before"] = components_before[value]
         result["classes"][name] = {"label_value": value, **metrics, **components}
         result["flags"].extend(f"{name}:{flag}" for flag in metrics["flags"])
+    if pair.quality is not None:
+        result["quality"] = pair.quality
     return result, labels_pred
 
 

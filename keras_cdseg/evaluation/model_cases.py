@@ -51,7 +51,7 @@ def model_postprocessing_classes(card, dataset_labels):
     return tuple(by_value[int(v)] for v in card.largest_component_classes if int(v) in by_value)
 
 
-def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_images=True):
+def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_images=True, quality=True):
     """Yields one `CasePair` per dataset `Case`: the reference label map and the model's prediction.
 
     Args:
@@ -60,6 +60,8 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
         dataset_labels: dict name -> value; reference values outside it are an error.
         batch_size: int. Slices per network call.
         with_images: bool. Attach the image (for overlays). Defaults to True.
+        quality: bool. Attach each case's quality estimate (`keras_cdseg.inference.quality`), reported
+            beside its measured Dice. Defaults to True.
 
     Raises:
         InputError: unreadable image or label, label values not declared, label off the image grid.
@@ -67,12 +69,22 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
     from keras_cdseg.inference.volume import predict_volume
 
     card = predictor.card
+    if quality:
+        from keras_cdseg.inference.quality.assess import predict_with_quality
+        from keras_cdseg.inference.quality.estimate import quality_probe_for
+
+        probe, estimator = quality_probe_for(predictor)
     for case in cases:
         image = load_image(case.image)
         label = load_label(case.label, allowed_values=set(int(v) for v in dataset_labels.values()))
         check_same_grid(image, label)
-        prediction = predict_volume(predictor, image, card.data_config, largest_component_classes=(),
-                                    batch_size=batch_size)  # fmt: skip
+        record = None
+        if quality:  # the same prediction, through the quality probe (post-processing is left to evaluation)
+            prediction, record = predict_with_quality(probe, estimator, image, card.data_config, batch_size,
+                                                      card.largest_component_classes)  # fmt: skip
+        else:
+            prediction = predict_volume(predictor, image, card.data_config, largest_component_classes=(),
+                                        batch_size=batch_size)  # fmt: skip
         yield CasePair(
             case_id=case.case_id,
             labels_gt=label.data,
@@ -81,6 +93,7 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
             modality=case.modality,
             image=image.data if with_images else None,
             affine=label.affine,
+            quality=record,
         )
 
 

@@ -143,6 +143,9 @@ def render_csv(report):
     score_keys = _score_keys(report)
     header = ["case_id", "modality", "class", "label_value", *METRIC_KEYS, *COUNT_KEYS]
     header += [f"score_{k}" for k in score_keys] + ["flags"]
+    quality = any("quality" in case for case in report["cases"])  # model-based runs: the model's own estimate
+    if quality:
+        header += ["estimated_dice", "failure_probability", "quality_flags"]
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -151,6 +154,10 @@ def render_csv(report):
             row = [case["case_id"], case.get("modality") or "", class_name, metrics["label_value"]]
             row += [_csv_number(metrics[k]) for k in METRIC_KEYS] + [metrics[k] for k in COUNT_KEYS]
             row += [_csv_number(metrics["scores"][k]) for k in score_keys] + [";".join(metrics["flags"])]
+            if quality:
+                estimate = case.get("quality") or {}
+                row += ["" if estimate.get(k) is None else _csv_number(estimate[k])
+                        for k in ("estimated_dice", "failure_probability")] + [";".join(estimate.get("flags", []))]
             writer.writerow(row)
     return buffer.getvalue()
 

@@ -43,7 +43,7 @@ def assess_volume(probe, volume, data_config, largest_component_classes=(1,), ba
     Args:
         probe: `QualityProbe` (reset here).
         perturbations: bool. Also compute `agreement` (3 extra passes through `plain_predict`).
-        plain_predict: callable used for the perturbation passes; defaults to `probe.predict`.
+        plain_predict: callable used for the perturbation passes; defaults to the probe's own network.
     """
     probe.reset()
     prediction = predict_volume(probe, volume, data_config, largest_component_classes, batch_size,
@@ -52,7 +52,7 @@ def assess_volume(probe, volume, data_config, largest_component_classes=(1,), ba
     signals = probe.signals(prediction.labels, voxel_volume_ml(volume.affine))
     unavailable = dict(probe.unavailable)
     if perturbations:
-        signals["agreement"] = perturbation_agreement(plain_predict or probe.predict, volume, data_config,
+        signals["agreement"] = perturbation_agreement(plain_predict or _plain(probe), volume, data_config,
                                                       prediction.labels, probe.organ_value,
                                                       largest_component_classes, batch_size)  # fmt: skip
     probe.reset()
@@ -218,3 +218,20 @@ def export_quality_assets(run_dir, version_dir, log=None):
     return {"calibrated": True, "file": QUALITY_JSON, **result, "organ": record["organ"],
             "failure_dice": record["failure_dice"], "volume_reference": record["volume_reference"],
             "model": record["model"]}  # fmt: skip
+
+
+def predict_with_quality(probe, estimator, volume, data_config, batch_size=16, postprocess_classes=()):
+    """`(prediction without post-processing, quality record)` for model-based evaluation.
+
+    The prediction's labels are left as the network made them (evaluation applies its own post-processing);
+    the organ volume of the record is measured after the model's own largest-component step, as in
+    `cdseg predict`.
+    """
+    from keras_cdseg.inference.postprocessing import keep_largest_component
+
+    prediction, signals, unavailable, _ = assess_volume(probe, volume, data_config, (), batch_size)
+    if postprocess_classes:
+        processed = keep_largest_component(prediction.labels, connectivity=26, classes=list(postprocess_classes))
+        num_voxels = int(np.count_nonzero(processed == probe.organ_value))
+        signals["organ_volume_ml"] = num_voxels * voxel_volume_ml(volume.affine)
+    return prediction, estimator.estimate(signals, unavailable)

@@ -1,0 +1,102 @@
+"""The quality estimate end to end: `cdseg train` calibrates, `cdseg export` carries it, `cdseg predict` reports
+it (exit 3 with --fail-on-flag), `cdseg evaluate --model` puts it beside the measured Dice."""
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from cdseg.main import cli
+from keras_cdseg.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_dataset, tmp_path_factory):
+    """A 4-step run (BatchNorm pre-norm blocks, CAN) with its quality calibration, and its export."""
+    from keras_cdseg.deploy.export import export_model
+    from keras_cdseg.training.trainer import train
+
+    root = tmp_path_factory.mktemp("quality")
+    config = RunConfig(
+        data_dir=str(tiny_dataset),
+        data=DataConfig(image_size=32, target_spacing_mm=12.0),
+        model=ModelConfig(preset="unet", base_filters=4, depth=2, norm="batch"),
+        train=TrainConfig(steps=4, val_every=4, checkpoint_every=4, batch_size=2, augment=False, val_fraction=0.5,
+                          val_max_cases=1),  # fmt: skip
+    )
+    summary = train(config, root / "run", verbose=0, log=lambda text: None)
+    export = export_model(root / "run", root=root / "saved_models")
+    return root, summary, export
+
+
+def test_training_writes_the_critic_and_the_calibration(trained):
+    root, summary, _ = trained
+    record = json.loads((root / "run" / "quality.json").read_text())
+    assert (root / "run" / "discriminator.keras").is_file()
+    assert summary["quality_calibration"]["num_samples"] == len(record["samples"]) > 0
+    assert {s["degradation"] for s in record["samples"]} >= {"none", "inversion_1", "orientation_1", "crop_0.5"}
+    assert "critic_score" in record["model"]["features"] and "feature_shift" in record["model"]["features"]
+    assert all(0.0 <= s["dice"] <= 1.0 for s in record["samples"])
+
+
+def test_export_carries_the_calibration_and_the_critic(trained):
+    _, _, export = trained
+    model_json = json.loads(export.model_json.read_text())
+    assert model_json["quality"]["calibrated"] and model_json["quality"]["discriminator"] == "discriminator.keras"
+    assert (export.version_dir / "quality.json").is_file() and (export.version_dir / "discriminator.keras").is_file()
+
+
+def test_predict_reports_quality_and_fails_on_flag_with_exit_3(trained, tiny_dataset):
+    root, _, export = trained
+    scan = sorted(tiny_dataset.glob("imagesTs/*.nii.gz"))[0]
+    runner = CliRunner()
+    out = root / "pred_run"
+    result = runner.invoke(cli, ["predict", str(scan), "-o", str(out), "--model", str(root / "run")])
+    assert result.exit_code == 0, result.output
+    quality = json.loads((out / "statistics.json").read_text())["cases"][scan.name.split(".")[0]]["quality"]
+    assert set(quality) >= {"estimated_dice", "failure_probability", "signals", "flags", "flagged"}
+    assert quality["signals"]["critic_score"] is not None and quality["signals"]["feature_shift"] is not None
+    assert 0.0 <= quality["estimated_dice"] <= 1.0 and 0.0 <= quality["failure_probability"] <= 1.0
+    # A 4-step model segments nothing well: its calibration knows, so the scan is flagged.
+    assert quality["flagged"] and "Warning: " in result.output
+    failed = runner.invoke(cli, ["predict", str(scan), "-o", str(root / "pred_fail"), "--model", str(root / "run"),
+                                 "--fail-on-flag", "--quality-perturbations"])  # fmt: skip
+    assert failed.exit_code == 3, failed.output
+    written = json.loads((root / "pred_fail" / "statistics.json").read_text())  # outputs are written first
+    assert next(iter(written["cases"].values()))["quality"]["signals"]["agreement"] is not None
+    # The SavedModel export: the critic travels with it; block statistics are not exposed by a SavedModel.
+    saved = runner.invoke(cli, ["predict", str(scan), "-o", str(root / "pred_saved"), "--model", str(export.version_dir)])
+    assert saved.exit_code == 0, saved.output
+    quality = next(iter(json.loads((root / "pred_saved" / "statistics.json").read_text())["cases"].values()))["quality"]
+    assert quality["signals"]["feature_shift"] is None and "feature_shift_unavailable" in quality["flags"]
+    assert quality["signals"]["critic_score"] is not None and quality["estimated_dice"] is not None
+
+
+def test_a_model_without_discriminator_reports_the_critic_as_absent(trained, tiny_dataset):
+    root, _, _ = trained
+    bare = root / "run_without_critic"
+    shutil.copytree(root / "run", bare, ignore=shutil.ignore_patterns("discriminator.keras", "checkpoints", "cache"))
+    scan = sorted(tiny_dataset.glob("imagesTs/*.nii.gz"))[0]
+    result = CliRunner().invoke(cli, ["predict", str(scan), "-o", str(root / "pred_bare"), "--model", str(bare)])
+    assert result.exit_code == 0, result.output
+    quality = next(iter(json.loads((root / "pred_bare" / "statistics.json").read_text())["cases"].values()))["quality"]
+    assert quality["signals"]["critic_score"] is None and "critic_unavailable" in quality["flags"]
+    assert quality["unavailable"]["critic_score"] == "no discriminator beside the model"
+    assert quality["estimated_dice"] is not None  # refitted on the signals this model has
+
+
+def test_evaluate_reports_the_estimate_beside_the_measured_dice(trained, tiny_dataset):
+    root, _, _ = trained
+    out = root / "report"
+    result = subprocess.run([sys.executable, "-m", "cdseg.main", "evaluate", "--model", str(root / "run"), "--data",
+                             str(tiny_dataset), "--out", str(out), "--quiet"], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    for case in report["cases"]:
+        assert "dice" in case["classes"]["liver"] and 0.0 <= case["quality"]["estimated_dice"] <= 1.0
+    rows = list(csv.DictReader(open(out / "per_case.csv")))
+    assert rows and all(row["estimated_dice"] and row["failure_probability"] for row in rows)
