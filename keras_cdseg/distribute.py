@@ -1,9 +1,15 @@
-"""Choosing the `tf.distribute` strategy: one code path from a laptop CPU to several GPU machines."""
+"""Choosing the distribution of training: one code path from a laptop CPU to several GPU machines.
 
+TensorFlow: a `tf.distribute` strategy. JAX and PyTorch: a `KerasDistribution`, the few things training
+needs of a strategy (`num_replicas_in_sync`, `scope()`), over `keras.distribution.DataParallel` on JAX.
+TensorFlow is imported only on the TensorFlow backend.
+"""
+
+import contextlib
 import json
 import os
 
-import tensorflow as tf
+import keras
 
 from keras_cdseg.errors import InputError
 
@@ -15,6 +21,8 @@ def split_cpu(num_devices):
 
     Returns the logical CPU device names. Raises `InputError` if the runtime already started with fewer.
     """
+    import tensorflow as tf
+
     cpus = tf.config.list_physical_devices("CPU")
     try:
         tf.config.set_logical_device_configuration(
@@ -44,6 +52,10 @@ def make_strategy(kind="auto", cpu_replicas=0):
     """
     if kind not in STRATEGIES:
         raise InputError("--strategy", f"must be one of {STRATEGIES}. Received: {kind!r}")
+    if keras.backend.backend() != "tensorflow":
+        return make_keras_distribution(kind, cpu_replicas)
+    import tensorflow as tf
+
     if cpu_replicas and cpu_replicas > 1:
         if kind == "multiworker":
             raise InputError("--cpu-replicas", "cannot be combined with the multiworker strategy")
@@ -62,6 +74,15 @@ def make_strategy(kind="auto", cpu_replicas=0):
 
 def auto_strategy_kind():
     """`(kind, reason)` that `make_strategy("auto")` picks here, without creating the strategy."""
+    if keras.backend.backend() == "jax":
+        accelerators = [d for d in keras.distribution.list_devices() if not d.lower().startswith("cpu")]
+        if len(accelerators) > 1:
+            return "mirrored", f"{len(accelerators)} accelerators are visible (JAX DataParallel)"
+        return "default", "one JAX device"
+    if keras.backend.backend() != "tensorflow":
+        return "default", f"one device ({keras.backend.backend()})"
+    import tensorflow as tf
+
     if os.environ.get("TF_CONFIG"):
         return "multiworker", "TF_CONFIG is set"
     num_gpus = len(tf.config.list_physical_devices("GPU"))
@@ -82,5 +103,61 @@ def _check_tf_config():
 
 
 def needs_synchronized_batch_norm(strategy):
-    """Sync BatchNorm statistics whenever more than one replica shares a step."""
-    return strategy.num_replicas_in_sync > 1
+    """Sync BatchNorm statistics whenever more than one replica shares a step (TensorFlow only: a JAX
+    data-parallel step is one program over the global batch, its statistics are global already)."""
+    return strategy.num_replicas_in_sync > 1 and not isinstance(strategy, KerasDistribution)
+
+
+class KerasDistribution:
+    """What training needs of a strategy on JAX / PyTorch: a replica count and a scope.
+
+    Args:
+        distribution: `keras.distribution.DataParallel` or None (one device).
+    """
+
+    def __init__(self, distribution=None):
+        self.distribution = distribution
+
+    @property
+    def name(self):
+        return type(self.distribution).__name__ if self.distribution is not None else "SingleDevice"
+
+    @property
+    def num_replicas_in_sync(self):
+        if self.distribution is None:
+            return 1
+        return int(self.distribution.device_mesh.devices.size)
+
+    def scope(self):
+        return self.distribution.scope() if self.distribution is not None else contextlib.nullcontext()
+
+
+def make_keras_distribution(kind="auto", cpu_replicas=0):
+    """`KerasDistribution` of the JAX (data parallel over local devices) or PyTorch (one device) backend.
+
+    `"auto"` is data parallel when more than one accelerator is visible; `"mirrored"` is data parallel
+    over every local device; `cpu_replicas > 1` splits the host CPU into that many XLA devices, which
+    works only before JAX starts (or with `XLA_FLAGS=--xla_force_host_platform_device_count=N`).
+    """
+    backend = keras.backend.backend()
+    if kind == "multiworker":
+        raise InputError("--strategy", f"multiworker needs the TensorFlow backend (KERAS_BACKEND={backend})")
+    if backend != "jax":
+        if kind == "mirrored" or (cpu_replicas and cpu_replicas > 1):
+            raise InputError("--strategy", f"data-parallel training needs TensorFlow or JAX (KERAS_BACKEND={backend})")
+        return KerasDistribution(None)
+    if cpu_replicas and cpu_replicas > 1:
+        flag = f"--xla_force_host_platform_device_count={cpu_replicas}"
+        if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + flag).strip()
+        devices = keras.distribution.list_devices("cpu")
+        if len(devices) < cpu_replicas:
+            raise InputError(
+                "--cpu-replicas", f"JAX already started with {len(devices)} CPU device(s); set XLA_FLAGS={flag}"
+            )
+        return KerasDistribution(keras.distribution.DataParallel(devices=devices[:cpu_replicas]))
+    devices = keras.distribution.list_devices()
+    accelerators = [d for d in devices if not d.lower().startswith("cpu")]
+    if kind == "mirrored" or (kind == "auto" and len(accelerators) > 1):
+        return KerasDistribution(keras.distribution.DataParallel(devices=devices) if len(devices) > 1 else None)
+    return KerasDistribution(None)

@@ -66,7 +66,8 @@ class Predictor:
 
 
 class KerasPredictor(Predictor):
-    """A `.keras` generator run through one compiled `tf.function` (see `inference.keras_predictor`)."""
+    """A `.keras` generator run on the active Keras backend (see `inference.keras_predictor`): one compiled
+    `tf.function` on TensorFlow, one `jax.jit` of its stateless call on JAX, eager `no_grad` on PyTorch."""
 
     def __init__(self, path, card=None):
         from keras_cdseg.inference.volume import keras_predictor
@@ -138,6 +139,38 @@ class TFLitePredictor(Predictor):
 
     def _predict(self, slices):
         return self._runner(slices=slices)["probabilities"]
+
+
+def backend_forward(model):
+    """`predict(slices [N, H, W, 2T+1] float32) -> probabilities float32` on the JAX or PyTorch backend.
+
+    JAX: one `jax.jit` of `model.stateless_call` taking the variables' current values as arguments, so a
+    model that is still training (validation) is always run with its latest weights.
+    """
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        forward = jax.jit(lambda trainable, non_trainable, x: model.stateless_call(trainable, non_trainable, x, training=False)[0])
+
+        def predict(slices):
+            trainable = [v.value for v in model.trainable_variables]
+            non_trainable = [v.value for v in model.non_trainable_variables]
+            return np.asarray(forward(trainable, non_trainable, np.asarray(slices, np.float32)), dtype=np.float32)
+
+        return predict
+    if backend == "torch":
+        import torch
+
+        def predict(slices):
+            with torch.no_grad():
+                output = model(np.asarray(slices, np.float32), training=False)
+            return np.asarray(keras.ops.convert_to_numpy(output), dtype=np.float32)
+
+        return predict
+    raise NotImplementedError(f"no forward for backend {backend!r}")
 
 
 def tflite_interpreter_class():

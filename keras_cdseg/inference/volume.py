@@ -33,7 +33,14 @@ def keras_predictor(model):
     """Wraps a Keras model as `predict(slices [N, H, W, 2T+1] float32) -> probabilities [N, H, W, C]`.
 
     One compiled function with an unknown batch dimension, so the last (smaller) batch does not retrace.
+    Off TensorFlow, the active backend's forward (`inference.predictors.backend_forward`).
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        from keras_cdseg.inference.predictors import backend_forward
+
+        return backend_forward(model)
     import tensorflow as tf
 
     spec = tf.TensorSpec((None,) + tuple(model.input_shape[1:]), tf.float32)

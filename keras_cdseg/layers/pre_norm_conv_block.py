@@ -28,7 +28,9 @@ class PreNormConvBlock(keras.layers.Layer):
         activation: str or None. `"prelu"` (one learnable slope per channel, shared over the spatial
             axes), any Keras activation name, or `None`. Defaults to `"prelu"`.
         synchronized: bool. Synchronize BatchNorm statistics across replicas (set it when training with
-            more than one replica). Ignored unless `norm="batch"`. Defaults to `False`.
+            more than one replica). Ignored unless `norm="batch"`, and on backends other than TensorFlow,
+            where a data-parallel step is one program over the global batch whose statistics are global
+            already (a model saved with it loads on every backend). Defaults to `False`.
         **kwargs: Base layer arguments such as `name` and `dtype`.
 
     Example:
@@ -96,7 +98,9 @@ class PreNormConvBlock(keras.layers.Layer):
     def _make_norm(self):
         if self.norm == "batch":
             return keras.layers.BatchNormalization(
-                synchronized=self.synchronized, dtype=self.dtype_policy, name=f"{self.name}_norm"
+                synchronized=self.synchronized and keras.backend.backend() == "tensorflow",
+                dtype=self.dtype_policy,
+                name=f"{self.name}_norm",
             )
         if self.norm == "instance":
             return keras.layers.GroupNormalization(groups=-1, dtype=self.dtype_policy, name=f"{self.name}_norm")

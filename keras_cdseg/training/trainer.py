@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from keras_cdseg import __version__
 from keras_cdseg.data.pipeline import make_training_dataset
-from keras_cdseg.distribute import make_strategy, needs_synchronized_batch_norm
+from keras_cdseg.distribute import KerasDistribution, make_strategy, needs_synchronized_batch_norm
 from keras_cdseg.errors import InputError, TrainingError
 from keras_cdseg.inference.quality.assess import calibrate_run
 from keras_cdseg.inference.quality.estimate import DISCRIMINATOR_FILE, QUALITY_JSON, save_discriminator
@@ -28,7 +28,7 @@ from keras_cdseg.models.cross_domain_model import CrossDomainModel
 from keras_cdseg.models.segmenter import build_discriminator, build_segmenter
 from keras_cdseg import run_dir as layout
 from keras_cdseg.training.callbacks import HistoryWriter, StepControl, read_history
-from keras_cdseg.training.checkpoints import TrainingState
+from keras_cdseg.training.checkpoints import make_training_state
 from keras_cdseg.training.data_setup import prepare_training_data
 from keras_cdseg.training.validation import ValidationCallback
 
@@ -85,7 +85,9 @@ def build_model(run_config, num_classes, class_names, synchronized, modality_nam
     if train_config.adversarial_weight > 0:
         discriminator = build_discriminator(norm=model_config.norm or "batch", synchronized=synchronized)
     optimizers = (keras.optimizers.Adam(train_config.learning_rate), keras.optimizers.Adam(train_config.d_learning_rate))
-    compile_kwargs = dict(adversarial_weight=train_config.adversarial_weight, jit_compile=train_config.jit_compile)
+    # JAX always compiles the step (un-jitted, it would run op by op); --jit-compile is TensorFlow's choice.
+    jit_compile = train_config.jit_compile or keras.backend.backend() == "jax"
+    compile_kwargs = dict(adversarial_weight=train_config.adversarial_weight, jit_compile=jit_compile)
     if model_config.architecture == "conditional":
         from keras_cdseg.models.conditional_domain_model import ConditionalDomainModel
 
@@ -146,7 +148,7 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
         model = build_model(
             run_config, data.num_classes, data.class_names, needs_synchronized_batch_norm(strategy), modality_names
         )
-    state = TrainingState(model, worker_dir / layout.CHECKPOINT_DIR, train_config.keep_checkpoints)
+    state = make_training_state(model, worker_dir / layout.CHECKPOINT_DIR, train_config.keep_checkpoints)
     start_step, best_score = 0, float("-inf")
     if resume:
         restored = state.restore_latest()
@@ -279,7 +281,8 @@ def _write_config(run_dir, run_config, data, strategy, global_batch):
             "split": data.split_record(),
             "modality_of": data.modality_of,
             "resolved": {
-                "strategy": type(strategy).__name__,
+                "backend": keras.backend.backend(),
+                "strategy": strategy_name(strategy),
                 "num_replicas": strategy.num_replicas_in_sync,
                 "global_batch_size": global_batch,
             },
@@ -287,6 +290,7 @@ def _write_config(run_dir, run_config, data, strategy, global_batch):
                 "keras_cdseg": __version__,
                 "tensorflow": tf.__version__,
                 "keras": keras.__version__,
+                **_backend_version(),
                 "python": platform.python_version(),
             },
         },
@@ -302,14 +306,31 @@ def _describe(data, strategy, train_config, global_batch):
 
     return (
         f"training cases {len(data.train_ids)} ({count(data.train_ids)}), validation cases {len(data.val_ids)} "
-        f"({count(data.val_ids)}); classes {data.class_names}; {type(strategy).__name__} with "
+        f"({count(data.val_ids)}); classes {data.class_names}; {keras.backend.backend()} backend, "
+        f"{strategy_name(strategy)} with "
         f"{strategy.num_replicas_in_sync} replica(s): global batch {train_config.batch_size} x "
         f"{strategy.num_replicas_in_sync} = {global_batch}; adversarial weight {train_config.adversarial_weight}"
     )
 
 
+def strategy_name(strategy):
+    """`MirroredStrategy`, `DataParallel`, `SingleDevice`, ...: what distributes training."""
+    return strategy.name if isinstance(strategy, KerasDistribution) else type(strategy).__name__
+
+
+def _backend_version():
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return {}
+    module = __import__(backend)
+    return {backend: module.__version__}
+
+
 def _check_jit_support(train_config, strategy):
-    # Both combinations crash inside XLA's CPU compiler with messages that do not point at the option.
+    # Both combinations crash inside TensorFlow's XLA CPU compiler with messages that do not point at the
+    # option. JAX always compiles with XLA and handles both.
+    if keras.backend.backend() != "tensorflow":
+        return
     if not train_config.jit_compile or tf.config.list_physical_devices("GPU"):
         return
     if strategy.num_replicas_in_sync > 1:
@@ -325,7 +346,9 @@ def _set_precision(mixed, log):
         keras.mixed_precision.set_global_policy("float32")
         return
     # float16 needs a GPU to be fast; CPUs with AVX-512 BF16 run bfloat16 natively and need no loss scaling.
-    policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    # Off TensorFlow, bfloat16 everywhere (JAX on GPU runs it natively, without loss scaling).
+    on_gpu = keras.backend.backend() == "tensorflow" and tf.config.list_physical_devices("GPU")
+    policy = "mixed_float16" if on_gpu else "mixed_bfloat16"
     keras.mixed_precision.set_global_policy(policy)
     log(f"mixed precision: {policy}")
 

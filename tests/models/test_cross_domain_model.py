@@ -113,6 +113,7 @@ def test_config_round_trip():
     assert clone.count_params() == model.count_params()
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="tf.train.Checkpoint is TensorFlow's")
 def test_tf_checkpoint_holds_every_variable_of_both_networks(tmp_path):
     """Training checkpoints use tf.train.Checkpoint, which only follows attributes: nothing may hide in a
     list it cannot see (e.g. the discriminator's BatchNorm statistics)."""

@@ -11,6 +11,11 @@ from keras_cdseg.models.segmenter import build_discriminator, build_segmenter
 
 GLOBAL_BATCH = 4
 
+pytestmark = pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow",
+    reason="MirroredStrategy is TensorFlow's (JAX: tests/backends/test_jax_data_parallel.py)",
+)
+
 
 def build(norm, synchronized, weights=None):
     generator = build_segmenter((32, 32, 3), num_classes=2, base_filters=4, depth=2, norm=norm, synchronized=synchronized)
