@@ -16,7 +16,9 @@ untrained generator (timing does not depend on the weights), exported once with 
   Serving's own overhead on top is not included, and no output file is written (cdseg predict writes one).
 
 Both run `--repeats` times, interleaved; the best is reported with the load average before and after (the
-CPU is shared with other jobs). Also reported: the label agreement of the two and the request size.
+CPU is shared with other jobs). Also reported: the label agreement of the two, the request size, and the
+preparation alone (graph `volume_signature.prepare_canonical` as a tf.function vs numpy `prepare_volume`,
+with whether their slices are bit-identical).
 """
 
 import argparse
@@ -38,6 +40,32 @@ def _bench_predict_module():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def time_preparation(image, affine, data_config, repeats):
+    """Best seconds of the graph and the numpy preparation of the same float32 volume, and their equality."""
+    import tensorflow as tf
+
+    from keras_cdseg.data.nifti_io import Volume
+    from keras_cdseg.data.preprocessing import _MAX_PERCENTILE_SAMPLES, prepare_volume
+    from keras_cdseg.deploy.serving_client import to_canonical
+    from keras_cdseg.deploy.volume_signature import prepare_canonical
+
+    volume = Volume(data=np.asfortranarray(image.astype(np.float32)), affine=affine)  # as load_image gives it
+    data, spacing_mm, _ = to_canonical(volume)
+    graph = tf.function(lambda v, s: prepare_canonical(v, s, data_config, _MAX_PERCENTILE_SAMPLES))
+    inputs = (tf.constant(data, tf.float32), tf.constant(spacing_mm))
+    graph(*inputs)  # trace
+    best = {"graph": float("inf"), "numpy": float("inf")}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        from_graph = graph(*inputs).numpy()
+        best["graph"] = min(best["graph"], time.perf_counter() - start)
+        start = time.perf_counter()
+        from_numpy = prepare_volume(volume, data_config).image
+        best["numpy"] = min(best["numpy"], time.perf_counter() - start)
+    return {"seconds_best": {k: round(v, 2) for k, v in best.items()},
+            "bit_identical": bool(np.array_equal(from_graph, from_numpy))}  # fmt: skip
 
 
 def main():
@@ -112,6 +140,7 @@ def main():
         )
         result["label_agreement"] = float(np.mean(labels["cdseg_predict"] == labels["segment_volume_grpc"]))
         result["grpc_request_mb"] = round(request_bytes[-1] / 1e6, 2)
+        result["prepare_only"] = time_preparation(image, affine, predictor.card.data_config, args.repeats)
     result["machine"]["load_average_after"] = list(os.getloadavg())
     print(json.dumps(result, indent=2))
 
