@@ -97,6 +97,12 @@ def run_failure_detection(out_dir, settings=FailureSettings(), log=None, verbose
     for name, modalities in MODELS.items():
         run_dir = out / "runs" / name
         if (run_dir / "summary.json").exists():
+            if not (run_dir / "quality.json").exists():  # a finished run without calibration: calibrate it
+                from keras_cdseg.inference.quality.assess import calibrate_run
+
+                start = time.perf_counter()
+                calibrate_run(run_dir, log=log)
+                timings[f"calibrate_{name}_s"] = round(time.perf_counter() - start, 1)
             continue
         log(f"training {name} ({settings.steps} steps) -> {run_dir}")
         start = time.perf_counter()

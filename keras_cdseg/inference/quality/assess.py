@@ -179,10 +179,7 @@ def calibrate_run(run_dir, discriminator=None, max_cases=MAX_CALIBRATION_CASES, 
 
 def _plain(probe):
     """A `slices -> probabilities` callable of the probe's network that gathers nothing."""
-    if probe._forward is not None:
-        forward = probe._forward
-        return lambda slices: forward(slices)[0]
-    return probe.predict
+    return probe.network
 
 
 def export_quality_assets(run_dir, version_dir, log=None):

@@ -126,17 +126,30 @@ def save_discriminator(discriminator, path, input_shape, num_classes):
 
 
 def quality_probe_for(predictor, organ_value=None):
-    """`(QualityProbe, QualityEstimator)` for a loaded `Predictor`, from the assets beside it."""
+    """`(QualityProbe, QualityEstimator)` for a loaded `Predictor`, from the assets beside it.
+
+    Built once per predictor (loading the critic and compiling the probe cost about as much as loading the
+    model) and kept on it, so later calls with the same predictor reuse them.
+    """
     from keras_cdseg.inference.quality.signals import QualityProbe
+
+    if organ_value is None:
+        organ_value = organ_value_of(predictor.card.labels)
+    cached = getattr(predictor, "_quality_tools", None)
+    if cached is not None and cached[0] == organ_value:
+        return cached[1]
 
     directory = assets_dir_of(predictor)
     calibration = read_calibration(directory / QUALITY_JSON)
     discriminator = load_discriminator(directory / DISCRIMINATOR_FILE)
-    if organ_value is None:
-        organ_value = organ_value_of(predictor.card.labels)
     generator = getattr(predictor, "model", None)
     probe = QualityProbe(predictor, organ_value, generator=generator, discriminator=discriminator)
-    return probe, QualityEstimator(calibration)
+    tools = (probe, QualityEstimator(calibration))
+    try:
+        predictor._quality_tools = (organ_value, tools)
+    except AttributeError:  # e.g. a plain function without attributes: nothing to cache on
+        pass
+    return tools
 
 
 def organ_value_of(labels):

@@ -1,11 +1,12 @@
 """Per-scan quality signals, gathered on the generator's own forward pass.
 
     slices --QualityProbe--> probabilities (handed on to predict_volume unchanged)
-              |  one forward of a functional sub-model: softmax + per-slice channel mean / mean square of
-              |  every pre-norm BatchNorm block's input (the statistics that block normalizes)
-              |  discriminator(x, softmax) per slice (a separate, small network: the critic)
-              |  entropy / max-probability over the predicted organ and a boundary band
-              '  the predicted organ mask on the prepared grid (components before post-processing)
+              |  one compiled call of a functional model built once per predictor:
+              |    generator softmax (Keras generators: the same pass; other kinds: their own output)
+              |    per pre-norm BatchNorm block: channel mean / mean square of the block's input
+              |    critic: discriminator(x, softmax) logit per slice
+              |    confidence: entropy / max-probability sums over the predicted organ and its band
+              '    the predicted organ mask (components before post-processing, on the prepared grid)
     probe.signals(labels, voxel_volume_ml) -> {critic_score, feature_shift, mean_entropy, ...}
 
 A signal that cannot be measured is None (never a made-up value) and `probe.unavailable` says why: no
@@ -28,20 +29,72 @@ def prenorm_batchnorm_blocks(generator):
             if isinstance(layer, PreNormConvBlock) and layer.norm == "batch" and layer.norm_first]  # fmt: skip
 
 
-def build_probe_model(generator):
-    """`(sub-model, block names)`: inputs -> [softmax, then per block: channel mean, channel mean square]."""
+def confidence_tensors(probabilities, organ_value, band_pixels=BAND_PIXELS):
+    """Per-slice `{"entropy_sum", "max_probability_sum", "region_pixels", "organ"}` (keras.ops, any backend).
+
+    The region is the arg-max organ dilated in-plane by `band_pixels` (a (2b+1)² square neighbourhood: the
+    organ and its boundary band); entropy is normalized by log(C) to [0, 1]. `organ` is the uint8 mask.
+
+    Args:
+        probabilities: `[N, H, W, C]` softmax (tensor or numpy).
+        organ_value: int. Class whose region is measured.
+        band_pixels: int. Width of the band. Defaults to 2.
+    """
+    import keras
+    from keras import ops
+
+    probabilities = ops.cast(probabilities, "float32")
+    num_classes = probabilities.shape[-1]
+    organ = ops.cast(ops.equal(ops.argmax(probabilities, axis=-1), organ_value), "float32")[..., None]
+    region = organ
+    if band_pixels:
+        region = keras.ops.max_pool(organ, pool_size=2 * band_pixels + 1, strides=1, padding="same")
+    entropy = -ops.sum(probabilities * ops.log(ops.maximum(probabilities, 1e-12)), axis=-1, keepdims=True)
+    entropy = entropy / float(np.log(num_classes))
+    max_probability = ops.max(probabilities, axis=-1, keepdims=True)
+    return {
+        "entropy_sum": ops.sum(entropy * region, axis=(1, 2, 3)),
+        "max_probability_sum": ops.sum(max_probability * region, axis=(1, 2, 3)),
+        "region_pixels": ops.sum(region, axis=(1, 2, 3)),
+        "organ": ops.cast(organ[..., 0], "uint8"),
+    }
+
+
+def build_probe_model(generator=None, discriminator=None, organ_value=1, input_shape=None, num_classes=None):
+    """`(model, block names)`: one functional model computing everything the probe gathers per batch.
+
+    With a generator: `slices -> {"probabilities", confidence tensors, "critic_logit", "<block>_mean",
+    "<block>_mean_square"}` (the generator's pass itself, with its pre-norm block inputs exposed). Without:
+    `[slices, probabilities] -> {confidence tensors, "critic_logit"}`, for predictors whose network is not
+    a Keras model (SavedModel, TFLite).
+    """
     import keras
 
-    blocks = prenorm_batchnorm_blocks(generator)
-    outputs = [generator.outputs[0]]
-    for block in blocks:
-        features = keras.ops.cast(block.input, "float32")
-        outputs += [keras.ops.mean(features, axis=(1, 2)), keras.ops.mean(keras.ops.square(features), axis=(1, 2))]
-    return keras.Model(generator.inputs, outputs, name=f"{generator.name}_quality_probe"), [b.name for b in blocks]
+    blocks = []
+    outputs = {}
+    if generator is not None:
+        inputs = generator.inputs[0]
+        probabilities = generator.outputs[0]
+        outputs["probabilities"] = keras.ops.cast(probabilities, "float32")
+        blocks = prenorm_batchnorm_blocks(generator)
+        for block in blocks:
+            features = keras.ops.cast(block.input, "float32")
+            outputs[f"{block.name}_mean"] = keras.ops.mean(features, axis=(1, 2))
+            outputs[f"{block.name}_mean_square"] = keras.ops.mean(keras.ops.square(features), axis=(1, 2))
+        model_inputs = inputs
+    else:
+        inputs = keras.Input(tuple(input_shape), name="slices")
+        probabilities = keras.Input(tuple(input_shape[:2]) + (int(num_classes),), name="probabilities")
+        model_inputs = [inputs, probabilities]
+    outputs.update(confidence_tensors(probabilities, organ_value))
+    if discriminator is not None:
+        logit = discriminator([inputs, keras.ops.cast(probabilities, "float32")])
+        outputs["critic_logit"] = keras.ops.reshape(keras.ops.cast(logit, "float32"), (-1,))
+    return keras.Model(model_inputs, outputs, name="quality_probe"), [b.name for b in blocks]
 
 
 def compiled_forward(model):
-    """`x (numpy, or a list for several inputs) -> list of numpy outputs` through one compiled function.
+    """`x (numpy, or a list for several inputs) -> outputs as numpy (same structure)`, compiled once.
 
     On TensorFlow the same compilation as `inference.keras_predictor` (unknown batch dimension, no retrace
     for the last batch); other backends use `predict_on_batch`.
@@ -59,14 +112,13 @@ def compiled_forward(model):
         def run(x):
             xs = x if multiple else [x]
             outputs = forward(*[tf.convert_to_tensor(np.asarray(v, np.float32)) for v in xs])
-            return [o.numpy() for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+            return keras.tree.map_structure(lambda o: o.numpy(), outputs)
 
         return run
 
     def run_other(x):
         xs = [np.asarray(v, np.float32) for v in x] if multiple else np.asarray(x, np.float32)
-        outputs = model.predict_on_batch(xs)
-        return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        return keras.tree.map_structure(np.asarray, model.predict_on_batch(xs))
 
     return run_other
 
@@ -97,27 +149,6 @@ def compute_feature_shift(mean, mean_square, moving_mean, moving_variance):
     return float(np.mean(standardized) + np.mean(log_ratio))
 
 
-def compute_confidence(probabilities, organ_value, band_pixels=BAND_PIXELS):
-    """`(sum of normalized entropy, sum of max probability, pixel count)` over organ + boundary band.
-
-    Args:
-        probabilities: `[N, H, W, C]` softmax of a batch.
-        organ_value: int. Class whose arg-max region (dilated in-plane by `band_pixels`) is measured.
-        band_pixels: int. Width of the boundary band outside the organ. Defaults to 2.
-    """
-    probabilities = np.asarray(probabilities, np.float32)
-    organ = np.argmax(probabilities, axis=-1) == organ_value
-    if not organ.any():
-        return 0.0, 0.0, 0
-    structure = np.zeros((3, 3, 3), bool)
-    structure[1] = ndimage.generate_binary_structure(2, 1)
-    region = ndimage.binary_dilation(organ, structure=structure, iterations=band_pixels) if band_pixels else organ
-    selected = probabilities[region]
-    num_classes = probabilities.shape[-1]
-    entropy = -np.sum(selected * np.log(np.clip(selected, 1e-12, 1.0)), axis=-1) / np.log(num_classes)
-    return float(entropy.sum()), float(selected.max(axis=-1).sum()), int(len(selected))
-
-
 def components_of(mask):
     """`(number of 26-connected components, largest component / all voxels)` of a boolean 3D mask."""
     labelled, count = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
@@ -132,32 +163,33 @@ class QualityProbe:
 
     Args:
         predict: callable `slices -> probabilities` used when `generator` is None (SavedModel, TFLite, or
-            any callable); the feature-shift signal is then unavailable.
+            any callable); the feature-shift signal is then unavailable. Needs an `input_shape` attribute
+            (as `Predictor`s have) or the first batch's shape is used.
         organ_value: int. The organ class measured (the liver).
-        generator: Keras generator or None. When given, probabilities and block statistics come from one
-            forward pass of a sub-model of it (see `build_probe_model`), and `predict` is not called.
-        discriminator: Keras model `(x, y) -> logit` or None (then the critic signal is unavailable).
+        generator: Keras generator or None. When given, probabilities and all statistics come from one
+            compiled call of `build_probe_model(generator, ...)`, and `predict` is not called.
+        discriminator: Keras model `[x, y] -> logit` or None (then the critic signal is unavailable).
         unavailable_reasons: dict. Signal name -> why it is unavailable, set by the caller.
     """
 
     def __init__(self, predict, organ_value=1, generator=None, discriminator=None, unavailable_reasons=None):
         self.predict = predict
         self.organ_value = int(organ_value)
+        self.discriminator = discriminator
         self.unavailable = dict(unavailable_reasons or {})
-        self._forward = None
-        self._critic = None
         self.block_names = []
+        self._forward = None
+        self._post = None
+        self.generator = generator
         if generator is not None:
-            model, self.block_names = build_probe_model(generator)
+            model, self.block_names = build_probe_model(generator, discriminator, self.organ_value)
             self._forward = compiled_forward(model)
             self._moving = moving_statistics(generator, self.block_names)
             if not self.block_names:
                 self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block"
         else:
             self.unavailable.setdefault("feature_shift", "this model kind does not expose its block inputs")
-        if discriminator is not None:
-            self._critic = compiled_forward(discriminator)
-        else:
+        if discriminator is None:
             self.unavailable.setdefault("critic_score", "no discriminator beside the model")
         self.reset()
 
@@ -169,28 +201,37 @@ class QualityProbe:
         self._entropy = self._max_probability = 0.0
         self._num_region = 0
 
+    def network(self, slices):
+        """Probabilities only (no statistics gathered): the probe's network for extra passes."""
+        if self._forward is not None:
+            return self._forward(np.asarray(slices, np.float32))["probabilities"]
+        return np.asarray(self.predict(slices), np.float32)
+
     def __call__(self, slices):
         slices = np.asarray(slices, np.float32)
         if self._forward is not None:
             outputs = self._forward(slices)
-            probabilities = np.asarray(outputs[0], np.float32)
-            for i, name in enumerate(self.block_names):
+            probabilities = outputs["probabilities"]
+            for name in self.block_names:
                 sums = self._sums[name]
-                sums[0] = sums[0] + outputs[1 + 2 * i].astype(np.float64).sum(axis=0)
-                sums[1] = sums[1] + outputs[2 + 2 * i].astype(np.float64).sum(axis=0)
+                sums[0] = sums[0] + outputs[f"{name}_mean"].astype(np.float64).sum(axis=0)
+                sums[1] = sums[1] + outputs[f"{name}_mean_square"].astype(np.float64).sum(axis=0)
         else:
             probabilities = np.asarray(self.predict(slices), np.float32)
+            if self._post is None:
+                model, _ = build_probe_model(None, self.discriminator, self.organ_value, slices.shape[1:],
+                                             probabilities.shape[-1])  # fmt: skip
+                self._post = compiled_forward(model)
+            outputs = self._post([slices, probabilities])
         self._num_slices += len(slices)
-        organ = np.argmax(probabilities, axis=-1) == self.organ_value
+        organ = outputs["organ"].astype(bool)
         self._masks.append(organ)
         self._organ_pixels.append(organ.sum(axis=(1, 2)))
-        if self._critic is not None:
-            logits = self._critic([slices, probabilities])[0].reshape(len(slices), -1)[:, 0]
-            self._critic_scores.append(1.0 / (1.0 + np.exp(-logits.astype(np.float64))))
-        entropy, max_probability, count = compute_confidence(probabilities, self.organ_value)
-        self._entropy += entropy
-        self._max_probability += max_probability
-        self._num_region += count
+        if "critic_logit" in outputs:
+            self._critic_scores.append(1.0 / (1.0 + np.exp(-outputs["critic_logit"].astype(np.float64))))
+        self._entropy += float(outputs["entropy_sum"].sum())
+        self._max_probability += float(outputs["max_probability_sum"].sum())
+        self._num_region += int(round(float(outputs["region_pixels"].sum())))
         return probabilities
 
     def signals(self, labels=None, voxel_volume_ml=None):
@@ -203,7 +244,7 @@ class QualityProbe:
         organ_pixels = np.concatenate(self._organ_pixels) if self._organ_pixels else np.zeros(0)
         has_organ = organ_pixels > 0
         signals = {"critic_score": None, "feature_shift": None, "mean_entropy": None, "mean_max_probability": None}
-        if self._critic is not None and has_organ.any():
+        if self._critic_scores and has_organ.any():
             signals["critic_score"] = float(np.concatenate(self._critic_scores)[has_organ].mean())
         if self.block_names and self._num_slices:
             per_block = {}

@@ -14,7 +14,7 @@ from keras_cdseg.inference.quality.estimate import QualityEstimator
 from keras_cdseg.inference.quality.signals import (
     QualityProbe,
     components_of,
-    compute_confidence,
+    confidence_tensors,
     compute_feature_shift,
     perturbation_agreement,
 )
@@ -43,18 +43,26 @@ def test_feature_shift_is_zero_for_matching_statistics_and_grows_with_the_shift(
     assert compute_feature_shift(mean, np.e * variance + mean**2, mean, variance) == pytest.approx(1.0, rel=1e-5)
 
 
+def _confidence(probabilities, organ_value, band_pixels=2):
+    out = {k: np.asarray(v) for k, v in confidence_tensors(probabilities, organ_value, band_pixels).items()}
+    return float(out["entropy_sum"].sum()), float(out["max_probability_sum"].sum()), int(out["region_pixels"].sum())
+
+
 def test_confidence_of_certain_uniform_and_empty_predictions():
     certain = np.zeros((1, 8, 8, 2), np.float32)
     certain[..., 0] = 1.0
     certain[0, 2:5, 2:5] = [0.0, 1.0]
-    entropy, max_probability, count = compute_confidence(certain, organ_value=1, band_pixels=1)
-    assert count == 9 + 12  # the 3x3 organ and its 4-connected one-pixel band
+    entropy, max_probability, count = _confidence(certain, organ_value=1, band_pixels=1)
+    assert count == 25  # the 3x3 organ and its one-pixel band (a 5x5 square)
     assert entropy == pytest.approx(0.0, abs=1e-6) and max_probability == pytest.approx(count)
     uniform = np.full((1, 8, 8, 2), 0.5, np.float32)
     uniform[0, 0, 0] = [0.4, 0.6]  # one organ pixel (arg-max), everything else a tie resolved to background
-    entropy, max_probability, count = compute_confidence(uniform, organ_value=1, band_pixels=0)
+    entropy, max_probability, count = _confidence(uniform, organ_value=1, band_pixels=0)
     assert count == 1 and entropy == pytest.approx(-(0.4 * np.log(0.4) + 0.6 * np.log(0.6)) / np.log(2), rel=1e-5)
-    assert compute_confidence(np.stack([np.ones((1, 4, 4)), np.zeros((1, 4, 4))], -1), 1) == (0.0, 0.0, 0)
+    empty = np.stack([np.ones((1, 4, 4)), np.zeros((1, 4, 4))], -1).astype(np.float32)
+    assert _confidence(empty, 1) == (0.0, 0.0, 0)
+    organ = np.asarray(confidence_tensors(certain, 1)["organ"])
+    assert organ.dtype == np.uint8 and organ.sum() == 9
 
 
 def test_components_count_separate_islands():
