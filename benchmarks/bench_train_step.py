@@ -22,7 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from keras_cdseg.distribute import make_strategy, needs_synchronized_batch_norm  # noqa: E402
 from keras_cdseg.models.cross_domain_model import CrossDomainModel  # noqa: E402
@@ -39,6 +38,8 @@ class NaiveAdversarialModel(CrossDomainModel):
 
 
 def forward_gflop(model, input_shape):
+    import tensorflow as tf  # here, not at the top: bench_backends imports this module's helpers on JAX
+
     fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(tf.TensorSpec((1,) + input_shape))
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
@@ -88,6 +89,7 @@ def main():
     parser.add_argument("--cpu-replicas", type=int, default=0)
     parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
     args = parser.parse_args()
+    import tensorflow as tf
 
     strategy = make_strategy("default", args.cpu_replicas)
     keras.mixed_precision.set_global_policy(args.precision)
