@@ -14,6 +14,8 @@ def register_serializables():
 
     for package in (keras_cdseg.layers, keras_cdseg.models):
         for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("train_step_"):
+                continue  # one per backend, no serializables; only the active backend's may be importable
             importlib.import_module(f"{package.__name__}.{info.name}")
 
 
