@@ -26,6 +26,12 @@ class CrossDomainModel(backend_train_step(), keras.Model):
     Losses are summed per replica and divided by the *global* batch size, so an update on N replicas
     equals the update on one device with the whole batch. No modality label is used anywhere.
 
+    The networks, losses and trackers are backend-neutral (`keras.ops`); `train_step` / `test_step` come
+    from the active backend's mixin (`train_step.backend_train_step()`): TensorFlow (gradient tapes,
+    `tf.distribute`), JAX (stateless: `stateless_call`, `jax.vjp` / `jax.value_and_grad`, both optimizers'
+    `stateless_apply`, their variables threaded through `fit`; `keras.distribution.DataParallel`) and
+    PyTorch (autograd). All three make the same update from the same weights and batch.
+
     Args:
         generator: `keras.Model`. Maps `[B, H, W, 2T+1]` slices to softmax probabilities `[B, H, W, C]`.
         discriminator: `keras.layers.Layer` or None. Maps `(x, y)` to a `[B, 1]` logit.

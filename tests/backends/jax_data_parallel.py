@@ -40,7 +40,7 @@ def one_step(model, x, y):
 
 
 def main(out_path):
-    assert len(jax.devices()) == 2, jax.devices()
+    assert len(jax.devices()) >= 2, jax.devices()
     rng = np.random.default_rng(3)
     x = rng.random((BATCH,) + SHAPE, dtype="float32")
     y = np.eye(2, dtype="float32")[(x[..., 0] > 0.5).astype(int)]
@@ -49,7 +49,7 @@ def main(out_path):
     single = build(initial)
     single_logs = one_step(single, x, y)
 
-    distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+    distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices()[:2])
     with distribution.scope():
         parallel = build(initial)
         parallel_logs = one_step(parallel, x, y)
