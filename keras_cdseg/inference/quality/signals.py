@@ -76,7 +76,7 @@ def build_probe_model(generator=None, discriminator=None, organ_value=1, input_s
         inputs = generator.inputs[0]
         probabilities = generator.outputs[0]
         outputs["probabilities"] = keras.ops.cast(probabilities, "float32")
-        blocks = prenorm_batchnorm_blocks(generator)
+        blocks = [block for block in prenorm_batchnorm_blocks(generator) if _single_input(block)]
         for block in blocks:
             features = keras.ops.cast(block.input, "float32")
             outputs[f"{block.name}_mean"] = keras.ops.mean(features, axis=(1, 2))
@@ -91,6 +91,15 @@ def build_probe_model(generator=None, discriminator=None, organ_value=1, input_s
         logit = discriminator([inputs, keras.ops.cast(probabilities, "float32")])
         outputs["critic_logit"] = keras.ops.reshape(keras.ops.cast(logit, "float32"), (-1,))
     return keras.Model(model_inputs, outputs, name="quality_probe"), [b.name for b in blocks]
+
+
+def _single_input(layer):
+    """True if `layer` was called once on one tensor (its input is exposable in the functional graph)."""
+    try:
+        tensor = layer.input
+    except (AttributeError, ValueError, RuntimeError):  # called several times, or never in this graph
+        return False
+    return not isinstance(tensor, (list, tuple, dict))
 
 
 def compiled_forward(model):
@@ -186,7 +195,7 @@ class QualityProbe:
             self._forward = compiled_forward(model)
             self._moving = moving_statistics(generator, self.block_names)
             if not self.block_names:
-                self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block"
+                self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block with an exposable input"
         else:
             self.unavailable.setdefault("feature_shift", "this model kind does not expose its block inputs")
         if discriminator is None:
