@@ -7,9 +7,9 @@
 Each backend runs in its own subprocess (`KERAS_BACKEND` is fixed per process): `tensorflow` (with and
 without XLA `jit_compile`), `jax` (always XLA), `torch` (Keras on PyTorch, eager) and `torch_peer` — the same
 two networks (generator + conditional discriminator, same layer shapes) written in plain PyTorch, with the
-same one-generator-forward adversarial step. A backend that is not installed is skipped and says so. No
-subprocess of `jax`, `torch` or `torch_peer` imports TensorFlow, so the script runs unchanged on a GPU
-machine with JAX and PyTorch only.
+same one-generator-forward adversarial step. A backend that is not installed is skipped and says so. The
+`jax`, `torch` and `torch_peer` subprocesses need no TensorFlow (Keras may still load it opportunistically
+where it is installed), so the script runs unchanged on a GPU machine with JAX and PyTorch only.
 
 Per backend, precision (float32, mixed_bfloat16) and XLA setting it prints: seconds per step of the
 generator-only and the adversarial step, their ratio, slices/s, the generator's achieved FLOP/s
