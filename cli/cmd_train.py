@@ -41,6 +41,8 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--cpu-replicas", type=click.IntRange(min=0), help="Mirror over N logical CPU devices.")
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="mixed_float16 on GPU (bfloat16 on CPU).")
 @click.option("--jit-compile/--no-jit-compile", default=None, help="XLA-compile the train step.")
+@click.option("--quality-calibration/--no-quality-calibration", default=None,
+              help="Calibrate the per-scan quality estimate at the end (default on; docs/quality.md).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Prepared-volume cache (default RUN/cache).")
 @click.option("--verbose", type=click.IntRange(0, 2), default=None, help="Keras progress: 0 silent, 1 bar, 2 line/epoch.")
 @user_errors

@@ -128,6 +128,9 @@ class TrainConfig:
         jit_compile: bool. XLA-compile the train step. Defaults to False.
         modality_weight: float. Weight of the modality-classification loss; used only by the Cond-DCN
             baseline (`ModelConfig.architecture="conditional"`). Defaults to 1.
+        quality_calibration: bool. At the end of training, calibrate the per-scan quality estimate on the
+            validation cases and degraded copies of them (RUN/quality.json, docs/quality.md). Studies that
+            never predict with the run (the ablation harness) turn it off. Defaults to True.
     """
 
     steps: int = 100000
@@ -149,6 +152,7 @@ class TrainConfig:
     mixed_precision: bool = False
     jit_compile: bool = False
     modality_weight: float = 1.0
+    quality_calibration: bool = True
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "val_max_cases"):

@@ -131,6 +131,8 @@ class AblationSettings:
                 "foreground_weight": self.foreground_weight,
                 "augment": self.augment,
                 "seed": int(seed),
+                # The ablation tables never predict with these runs: no per-scan quality calibration.
+                "quality_calibration": False,
                 **variant.train,
             }
         )

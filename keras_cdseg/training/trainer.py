@@ -235,7 +235,8 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
         "last_history_row": history.rows[-1] if history.rows else None,
     }
     if status == "finished" and is_chief:
-        summary["quality_calibration"] = _calibrate_quality(worker_dir, log)
+        summary["quality_calibration"] = (_calibrate_quality(worker_dir, log) if train_config.quality_calibration
+                                          else "disabled")  # fmt: skip
     write_json_atomic(worker_dir / layout.SUMMARY_FILE, summary)
     log(
         f"{status} at step {control.step}/{train_config.steps}; "

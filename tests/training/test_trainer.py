@@ -25,11 +25,12 @@ from keras_cdseg.training.trainer import epoch_segments, train
 TINY_FLAGS = [
     "--image-size", "32", "--target-spacing", "12", "--preset", "unet", "--base-filters", "4", "--depth", "2",
     "--norm", "instance", "--batch-size", "2", "--no-augment", "--seed", "1", "--val-max-cases", "1",
+    "--no-quality-calibration",  # tests/inference/quality covers it; here it would only add minutes
 ]
 
 
 def tiny_config(data_dir, **train_overrides):
-    train_values = dict(batch_size=2, augment=False, seed=1, val_max_cases=1)
+    train_values = dict(batch_size=2, augment=False, seed=1, val_max_cases=1, quality_calibration=False)
     train_values.update(train_overrides)
     return RunConfig(
         data_dir=str(data_dir),
