@@ -24,6 +24,7 @@ TINY_FLAGS = [
     "--image-size", "32", "--target-spacing", "12", "--preset", "unet", "--base-filters", "4", "--depth", "2",
     "--norm", "batch", "--batch-size", "2", "--no-augment", "--seed", "1", "--val-max-cases", "1",
     "--steps", str(STEPS), "--val-every", str(VAL_EVERY), "--checkpoint-every", str(CHECKPOINT_EVERY), "--verbose", "0",
+    "--no-quality-calibration",  # covered by tests/inference/quality; here it only adds minutes per run
 ]  # fmt: skip
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed")
