@@ -1,15 +1,5 @@
 """Deprecated alias of `keras_cdseg.deploy.export` (moved in 0.2; this path is removed in 0.3)."""
 
-import importlib
-import warnings
+from keras_cdseg._moved import forward_to
 
-warnings.warn(
-    "keras_cdseg.export moved to keras_cdseg.deploy.export; import it from there (the old path is removed in 0.3)",
-    DeprecationWarning,
-    stacklevel=2,
-)
-_module = importlib.import_module("keras_cdseg.deploy.export")
-
-
-def __getattr__(name):
-    return getattr(_module, name)
+__getattr__ = forward_to(__name__, "keras_cdseg.deploy.export")
