@@ -65,8 +65,8 @@ def build_probe_model(generator=None, discriminator=None, organ_value=1, input_s
 
     With a generator: `slices -> {"probabilities", confidence tensors, "critic_logit", "<block>_mean",
     "<block>_mean_square"}` (the generator's pass itself, with its pre-norm block inputs exposed). Without:
-    `[slices, probabilities] -> {confidence tensors, "critic_logit"}`, for predictors whose network is not
-    a Keras model (SavedModel, TFLite).
+    `[slices, probabilities] -> {confidence tensors, "critic_logit"}` (just `probabilities -> ...` when there
+    is no discriminator either), for predictors whose network is not a Keras model (SavedModel, TFLite).
     """
     import keras
 
@@ -85,7 +85,8 @@ def build_probe_model(generator=None, discriminator=None, organ_value=1, input_s
     else:
         inputs = keras.Input(tuple(input_shape), name="slices")
         probabilities = keras.Input(tuple(input_shape[:2]) + (int(num_classes),), name="probabilities")
-        model_inputs = [inputs, probabilities]
+        # Without a critic the slices feed no output, and Keras before 3.13 refuses an unconnected input.
+        model_inputs = [inputs, probabilities] if discriminator is not None else probabilities
     outputs.update(confidence_tensors(probabilities, organ_value))
     if discriminator is not None:
         logit = discriminator([inputs, keras.ops.cast(probabilities, "float32")])
@@ -231,7 +232,7 @@ class QualityProbe:
                 model, _ = build_probe_model(None, self.discriminator, self.organ_value, slices.shape[1:],
                                              probabilities.shape[-1])  # fmt: skip
                 self._post = compiled_forward(model)
-            outputs = self._post([slices, probabilities])
+            outputs = self._post([slices, probabilities] if self.discriminator is not None else probabilities)
         self._num_slices += len(slices)
         organ = outputs["organ"].astype(bool)
         self._masks.append(organ)

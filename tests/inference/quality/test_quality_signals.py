@@ -111,7 +111,9 @@ def test_empty_prediction_has_no_critic_or_confidence_and_is_flagged(blob):
     def critic_model():
         x = keras.Input((32, 32, 3))
         y = keras.Input((32, 32, 2))
-        return keras.Model([x, y], keras.ops.mean(y[..., 1:2], axis=(1, 2)) * 10.0)
+        # 0 * x keeps the image input connected (Keras before 3.13 refuses an unused input).
+        logit = keras.ops.mean(y[..., 1:2], axis=(1, 2)) * 10.0 + 0.0 * keras.ops.mean(x[..., :1], axis=(1, 2))
+        return keras.Model([x, y], logit)
 
     probe = QualityProbe(threshold_predictor(threshold=2.0), organ_value=1, discriminator=critic_model())
     prediction, signals, unavailable, _ = assess_volume(probe, volume, card.data_config, (1,), perturbations=True)
@@ -129,7 +131,8 @@ def test_critic_score_averages_the_discriminator_over_slices_with_organ(blob):
     card = threshold_card(target_spacing_mm=4.0)
     x = keras.Input((32, 32, 3))
     y = keras.Input((32, 32, 2))
-    critic = keras.Model([x, y], keras.ops.mean(y[..., 1:2], axis=(1, 2)) * 10.0 - 1.0)  # logit from organ area
+    organ_area = keras.ops.mean(y[..., 1:2], axis=(1, 2)) + 0.0 * keras.ops.mean(x[..., :1], axis=(1, 2))
+    critic = keras.Model([x, y], organ_area * 10.0 - 1.0)  # logit from organ area
     probe = QualityProbe(threshold_predictor(), organ_value=1, discriminator=critic)
     prepared = []
     probe_inner = probe.__call__
