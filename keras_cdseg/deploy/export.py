@@ -252,6 +252,8 @@ def check_model_matches_card(input_shape, num_classes, card, source):
 def write_saved_model(model, directory, data_config=None, volume_batch_size=None):
     """Writes `model` as a SavedModel whose `serving_default` maps `slices` to `probabilities` and uint8 `labels`.
 
+    Also the `quality_statistics` signature and feature_statistics.json of the feature-shift signal
+    (`keras_cdseg.deploy.quality_statistics`) when the generator has pre-norm BatchNorm blocks.
     With `data_config`, also the raw-volume signatures `segment_volume` / `segment_volume_int16`
     (`keras_cdseg.deploy.volume_signature`: preprocessing, batched network and restoration in the graph).
     """
@@ -268,11 +270,16 @@ def write_saved_model(model, directory, data_config=None, volume_batch_size=None
 
     spec = tf.TensorSpec([None, height, width, num_channels], tf.float32, name=INPUT_NAME)
     archive.add_endpoint(SIGNATURE_NAME, serve, input_signature=[spec])
+    from keras_cdseg.deploy.quality_statistics import add_quality_statistics_endpoint, write_feature_statistics
+
+    block_names = add_quality_statistics_endpoint(archive, model, spec)
     if data_config is not None:
         from keras_cdseg.deploy.volume_signature import DEFAULT_VOLUME_BATCH_SIZE, add_volume_endpoints
 
         add_volume_endpoints(archive, model, data_config, volume_batch_size or DEFAULT_VOLUME_BATCH_SIZE)
     archive.write_out(str(directory), verbose=False)
+    if block_names:
+        write_feature_statistics(model, block_names, directory)
 
 
 def convert_to_tflite(saved_model_dir, quantize=None):

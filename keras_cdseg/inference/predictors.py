@@ -105,6 +105,10 @@ class SavedModelPredictor(Predictor):
         super().__init__("saved_model", path, card, input_spec.shape[1:])
         self._loaded = loaded  # keeps the variables alive
         self._signature = signature
+        from keras_cdseg.deploy.quality_statistics import load_feature_statistics
+
+        # (forward, moving statistics) of the feature-shift signal, None for older exports
+        self.feature_statistics = load_feature_statistics(loaded, path)
         self._tf = tf
 
     def _predict(self, slices):

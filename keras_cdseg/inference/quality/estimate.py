@@ -143,7 +143,8 @@ def quality_probe_for(predictor, organ_value=None):
     calibration = read_calibration(directory / QUALITY_JSON)
     discriminator = load_discriminator(directory / DISCRIMINATOR_FILE)
     generator = getattr(predictor, "model", None)
-    probe = QualityProbe(predictor, organ_value, generator=generator, discriminator=discriminator)
+    probe = QualityProbe(predictor, organ_value, generator=generator, discriminator=discriminator,
+                         feature_statistics=getattr(predictor, "feature_statistics", None))  # fmt: skip
     tools = (probe, QualityEstimator(calibration))
     try:
         predictor._quality_tools = (organ_value, tools)

@@ -2,7 +2,8 @@
 
     slices --QualityProbe--> probabilities (handed on to predict_volume unchanged)
               |  one compiled call of a functional model built once per predictor:
-              |    generator softmax (Keras generators: the same pass; other kinds: their own output)
+              |    generator softmax (Keras generators: the same pass; SavedModel: its quality_statistics
+              |      signature, the same graph; other kinds: their own output)
               |    per pre-norm BatchNorm block: channel mean / mean square of the block's input
               |    critic: discriminator(x, softmax) logit per slice
               |    confidence: entropy / max-probability sums over the predicted organ and its band
@@ -10,8 +11,8 @@
     probe.signals(labels, voxel_volume_ml) -> {critic_score, feature_shift, mean_entropy, ...}
 
 A signal that cannot be measured is None (never a made-up value) and `probe.unavailable` says why: no
-discriminator beside the model, a model kind (SavedModel, TFLite) that does not expose its block inputs, or
-an empty prediction (nothing to aggregate over).
+discriminator beside the model, a model kind that does not expose its block statistics (TFLite; a SavedModel
+exported before the `quality_statistics` signature existed), or an empty prediction (nothing to aggregate over).
 """
 
 import numpy as np
@@ -19,6 +20,7 @@ from scipy import ndimage
 
 EPSILON = 1e-6
 BAND_PIXELS = 2
+STATISTICS_GRID = 64
 
 
 def prenorm_batchnorm_blocks(generator):
@@ -60,6 +62,25 @@ def confidence_tensors(probabilities, organ_value, band_pixels=BAND_PIXELS):
     }
 
 
+def feature_statistics_outputs(generator):
+    """`(outputs, block names)`: the generator's probabilities and its pre-norm block input statistics.
+
+    `outputs` maps "probabilities" and, per pre-norm BatchNorm block, "<block>_mean" / "<block>_mean_square"
+    (`[N, C]` channel means of the block's input and of its square over a subgrid, see `subsampled`) to
+    symbolic tensors of the generator's own graph. `build_probe_model` uses them, and the export writes them
+    as the SavedModel signature `quality_statistics`, so exported models measure the same feature shift.
+    """
+    import keras
+
+    outputs = {"probabilities": keras.ops.cast(generator.outputs[0], "float32")}
+    blocks = [block for block in prenorm_batchnorm_blocks(generator) if _single_input(block)]
+    for block in blocks:
+        features = keras.ops.cast(subsampled(block.input), "float32")
+        outputs[f"{block.name}_mean"] = keras.ops.mean(features, axis=(1, 2))
+        outputs[f"{block.name}_mean_square"] = keras.ops.mean(keras.ops.square(features), axis=(1, 2))
+    return outputs, [block.name for block in blocks]
+
+
 def build_probe_model(generator=None, discriminator=None, organ_value=1, input_shape=None, num_classes=None):
     """`(model, block names)`: one functional model computing everything the probe gathers per batch.
 
@@ -75,12 +96,7 @@ def build_probe_model(generator=None, discriminator=None, organ_value=1, input_s
     if generator is not None:
         inputs = generator.inputs[0]
         probabilities = generator.outputs[0]
-        outputs["probabilities"] = keras.ops.cast(probabilities, "float32")
-        blocks = [block for block in prenorm_batchnorm_blocks(generator) if _single_input(block)]
-        for block in blocks:
-            features = keras.ops.cast(block.input, "float32")
-            outputs[f"{block.name}_mean"] = keras.ops.mean(features, axis=(1, 2))
-            outputs[f"{block.name}_mean_square"] = keras.ops.mean(keras.ops.square(features), axis=(1, 2))
+        outputs, blocks = feature_statistics_outputs(generator)
         model_inputs = inputs
     else:
         inputs = keras.Input(tuple(input_shape), name="slices")
@@ -91,7 +107,19 @@ def build_probe_model(generator=None, discriminator=None, organ_value=1, input_s
     if discriminator is not None:
         logit = discriminator([inputs, keras.ops.cast(probabilities, "float32")])
         outputs["critic_logit"] = keras.ops.reshape(keras.ops.cast(logit, "float32"), (-1,))
-    return keras.Model(model_inputs, outputs, name="quality_probe"), [b.name for b in blocks]
+    return keras.Model(model_inputs, outputs, name="quality_probe"), blocks
+
+
+def subsampled(features, max_grid=STATISTICS_GRID):
+    """Every s-th row and column of `[N, H, W, C]` features, s the smallest stride leaving <= `max_grid` rows.
+
+    The block statistics are channel means over thousands of positions per slice: a regular subgrid estimates
+    them as well (the estimate is used the same way in calibration and prediction), and reading the
+    full-resolution maps a second time cost about 10 % of the generator's pass (256 px, paper preset).
+    """
+    height, width = features.shape[1], features.shape[2]
+    stride = max(1, -(-int(height or max_grid) // max_grid), -(-int(width or max_grid) // max_grid))
+    return features if stride == 1 else features[:, ::stride, ::stride, :]
 
 
 def _single_input(layer):
@@ -172,23 +200,28 @@ class QualityProbe:
     """A predictor wrapper that gathers quality signals while `predict_volume` runs it.
 
     Args:
-        predict: callable `slices -> probabilities` used when `generator` is None (SavedModel, TFLite, or
-            any callable); the feature-shift signal is then unavailable. Needs an `input_shape` attribute
-            (as `Predictor`s have) or the first batch's shape is used.
+        predict: callable `slices -> probabilities` used when neither `generator` nor `feature_statistics`
+            is given (TFLite, or any callable); the feature-shift signal is then unavailable.
         organ_value: int. The organ class measured (the liver).
         generator: Keras generator or None. When given, probabilities and all statistics come from one
             compiled call of `build_probe_model(generator, ...)`, and `predict` is not called.
         discriminator: Keras model `[x, y] -> logit` or None (then the critic signal is unavailable).
         unavailable_reasons: dict. Signal name -> why it is unavailable, set by the caller.
+        feature_statistics: `(forward, moving)` or None, for a model that is not a Keras generator but
+            returns its block statistics (an exported SavedModel's `quality_statistics` signature):
+            `forward(slices) -> {"probabilities", "<block>_mean", "<block>_mean_square"}` replaces `predict`,
+            and `moving` is `{block: (moving_mean, moving_variance)}`.
     """
 
-    def __init__(self, predict, organ_value=1, generator=None, discriminator=None, unavailable_reasons=None):
+    def __init__(self, predict, organ_value=1, generator=None, discriminator=None, unavailable_reasons=None,
+                 feature_statistics=None):  # fmt: skip
         self.predict = predict
         self.organ_value = int(organ_value)
         self.discriminator = discriminator
         self.unavailable = dict(unavailable_reasons or {})
         self.block_names = []
         self._forward = None
+        self._statistics = None
         self._post = None
         self.generator = generator
         if generator is not None:
@@ -197,6 +230,9 @@ class QualityProbe:
             self._moving = moving_statistics(generator, self.block_names)
             if not self.block_names:
                 self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block with an exposable input"
+        elif feature_statistics is not None:
+            self._statistics, self._moving = feature_statistics
+            self.block_names = list(self._moving)
         else:
             self.unavailable.setdefault("feature_shift", "this model kind does not expose its block inputs")
         if discriminator is None:
@@ -215,6 +251,8 @@ class QualityProbe:
         """Probabilities only (no statistics gathered): the probe's network for extra passes."""
         if self._forward is not None:
             return self._forward(np.asarray(slices, np.float32))["probabilities"]
+        if self.predict is None:  # only the statistics signature is at hand
+            return np.asarray(self._statistics(np.asarray(slices, np.float32))["probabilities"], np.float32)
         return np.asarray(self.predict(slices), np.float32)
 
     def __call__(self, slices):
@@ -222,12 +260,14 @@ class QualityProbe:
         if self._forward is not None:
             outputs = self._forward(slices)
             probabilities = outputs["probabilities"]
-            for name in self.block_names:
-                sums = self._sums[name]
-                sums[0] = sums[0] + outputs[f"{name}_mean"].astype(np.float64).sum(axis=0)
-                sums[1] = sums[1] + outputs[f"{name}_mean_square"].astype(np.float64).sum(axis=0)
+            self._add_block_statistics(outputs)
         else:
-            probabilities = np.asarray(self.predict(slices), np.float32)
+            if self._statistics is not None:
+                statistics = self._statistics(slices)
+                probabilities = np.asarray(statistics["probabilities"], np.float32)
+                self._add_block_statistics(statistics)
+            else:
+                probabilities = np.asarray(self.predict(slices), np.float32)
             if self._post is None:
                 model, _ = build_probe_model(None, self.discriminator, self.organ_value, slices.shape[1:],
                                              probabilities.shape[-1])  # fmt: skip
@@ -243,6 +283,12 @@ class QualityProbe:
         self._max_probability += float(outputs["max_probability_sum"].sum())
         self._num_region += int(round(float(outputs["region_pixels"].sum())))
         return probabilities
+
+    def _add_block_statistics(self, outputs):
+        for name in self.block_names:
+            sums = self._sums[name]
+            sums[0] = sums[0] + np.asarray(outputs[f"{name}_mean"], np.float64).sum(axis=0)
+            sums[1] = sums[1] + np.asarray(outputs[f"{name}_mean_square"], np.float64).sum(axis=0)
 
     def signals(self, labels=None, voxel_volume_ml=None):
         """The signals of the volume seen since the last `reset` (None where unavailable).
