@@ -74,7 +74,7 @@ def ablation(data_dir, out_dir, seeds, steps, image_size, target_spacing_mm, pre
 @experiment.command("failure-detection")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="RESULTS_DIR: data, runs, cases.json, failure_detection.json, risk_coverage.png (re-run resumes).")  # fmt: skip
-@click.option("--steps", type=click.IntRange(min=1), help="Training steps per model [default: 400].")
+@click.option("--steps", type=click.IntRange(min=1), help="Training steps per model [default: 1200].")
 @click.option("--quick", is_flag=True, help="Tiny settings that only check the pipeline (seconds, meaningless numbers).")
 @click.option("--verbose", type=click.IntRange(0, 2), default=0, show_default=True, help="Keras progress per run.")
 @user_errors

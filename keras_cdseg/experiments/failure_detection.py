@@ -13,11 +13,13 @@ The corpus (no case of it is seen in training or calibration):
     cross_modality    leave one modality out: the CT-only model on MR test phantoms and the reverse
     degraded          test phantoms under the HELD_OUT corruptions (types and strengths unused in calibration)
     real              the TotalSegmentator example CT (tests/data/real, liver = 5), for every model
+    real_degraded     the same real CT under the HELD_OUT corruptions, for every model
 
 For every signal alone, a univariate model is fitted on the same calibration samples as the combined one,
 so single signals and the combination are compared on equal terms. Metrics: AUROC for failure
 (Dice < 0.5), AURC (area under the risk-coverage curve, risk = 1 - Dice, lower is better), Spearman between
-estimated and true Dice, MAE of the estimated Dice.
+estimated and true Dice, MAE of the estimated Dice; and how the flags of `cdseg predict` split the scans:
+flagged among the badly wrong (Dice < 0.3) and among the well segmented (Dice >= 0.7), all and real only.
 """
 
 import dataclasses
@@ -39,7 +41,7 @@ REAL_CT_LIVER = 5
 
 @dataclasses.dataclass(frozen=True)
 class FailureSettings:
-    """Size of the benchmark (defaults: about 20 minutes on two CPU cores).
+    """Size of the benchmark (defaults: the `cdseg demo` model's grid and width; about 40 minutes on two CPU cores).
 
     Args:
         num_ct, num_mr, num_test: synthetic cases per modality and test cases per modality.
@@ -53,11 +55,11 @@ class FailureSettings:
     num_ct: int = 12
     num_mr: int = 12
     num_test: int = 3
-    image_size: int = 64
-    target_spacing_mm: float = 6.0
+    image_size: int = 96
+    target_spacing_mm: float = 4.0
     base_filters: int = 16
-    depth: int = 3
-    steps: int = 400
+    depth: int = 4
+    steps: int = 1200
     batch_size: int = 8
     val_fraction: float = 0.3
     held_out: int | None = None
@@ -124,8 +126,10 @@ def run_failure_detection(out_dir, settings=FailureSettings(), log=None, verbose
         "corpus": {group: int(sum(r["group"] == group for r in rows)) for group in sorted({r["group"] for r in rows})},
         "metrics": summarize(rows),
         "metrics_by_group": {g: summarize([r for r in rows if r["group"] == g]) for g in sorted({r["group"] for r in rows})},
-        "real_ct": [{k: r[k] for k in ("model", "dice", "estimated_dice", "failure_probability", "flags")}
-                    for r in rows if r["group"] == "real"],
+        "flags": {"all": flag_summary(rows), "real": flag_summary([r for r in rows if r["group"].startswith("real")])},
+        "real_ct": [{k: r[k] for k in ("model", "case_id", "dice", "estimated_dice_default",
+                                       "failure_probability_default", "flagged", "flags")}
+                    for r in rows if r["group"].startswith("real")],
         "timings_s": {**timings, "total_s": round(time.perf_counter() - started, 1)},
     }  # fmt: skip
     write_json_atomic(out / "failure_detection.json", result)
@@ -153,7 +157,11 @@ def corpus_cases(index, modalities, settings):
     real = REAL_CT / "ct_abdomen_3mm.nii.gz"
     if real.is_file():
         organs = load_label(REAL_CT / "ct_abdomen_3mm_organs.nii.gz")
-        yield "real_ct", "real", load_image(real), (np.asarray(organs.data) == REAL_CT_LIVER).astype(np.uint8)
+        image, label = load_image(real), (np.asarray(organs.data) == REAL_CT_LIVER).astype(np.uint8)
+        yield "real_ct", "real", image, label
+        for i, degradation in enumerate(held_out):
+            degraded, degraded_label = degrade(degradation, image, label, seed=200 + i)
+            yield f"real_ct_{degradation.name}", "real_degraded", degraded, degraded_label
 
 
 def score_model(run_dir, name, modalities, index, settings, log):
@@ -200,6 +208,23 @@ def score_model(run_dir, name, modalities, index, settings, log):
         log(f"{name} {case_id} ({group}): Dice {dice:.3f}, estimated {quality['estimated_dice']:.3f}, "
             f"P(failure) {quality['failure_probability']:.2f}")  # fmt: skip
     return rows
+
+
+BADLY_WRONG_DICE = 0.3
+WELL_SEGMENTED_DICE = 0.7
+
+
+def flag_summary(rows):
+    """How the flags of the default estimate split `rows`: flagged among failures, badly wrong, good, well."""
+    def count(selected):
+        return {"scans": len(selected), "flagged": int(sum(r["flagged"] for r in selected))}
+
+    return {
+        f"badly_wrong (Dice < {BADLY_WRONG_DICE})": count([r for r in rows if r["dice"] < BADLY_WRONG_DICE]),
+        "failure (Dice < 0.5)": count([r for r in rows if r["dice"] < 0.5]),
+        "good (Dice >= 0.5)": count([r for r in rows if r["dice"] >= 0.5]),
+        f"well_segmented (Dice >= {WELL_SEGMENTED_DICE})": count([r for r in rows if r["dice"] >= WELL_SEGMENTED_DICE]),
+    }  # fmt: skip
 
 
 def auroc(labels, scores):
