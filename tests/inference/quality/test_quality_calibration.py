@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from keras_cdseg.data.nifti_io import Volume
-from keras_cdseg.experiments.failure_detection import aurc, auroc, risk_coverage
+from keras_cdseg.experiments.failure_detection import aurc, auroc, flag_summary, risk_coverage
 from keras_cdseg.inference.quality.calibration import (
     apply_quality_model,
     features,
@@ -103,3 +103,13 @@ def test_auroc_aurc_and_risk_coverage_on_hand_computed_cases():
     np.testing.assert_allclose(coverage, [1 / 3, 2 / 3, 1.0])
     np.testing.assert_allclose(risk, [0.0, 0.25, 0.5])
     assert aurc([0.9, 0.1, 0.5], [0.0, 1.0, 0.5]) == pytest.approx(0.25)
+
+
+def test_flag_summary_splits_flags_by_measured_dice():
+    rows = [{"dice": d, "flagged": f} for d, f in ((0.0, True), (0.2, False), (0.45, True), (0.6, True), (0.8, False),
+                                                   (0.9, False))]  # fmt: skip
+    summary = flag_summary(rows)
+    assert summary["badly_wrong (Dice < 0.3)"] == {"scans": 2, "flagged": 1}
+    assert summary["failure (Dice < 0.5)"] == {"scans": 3, "flagged": 2}
+    assert summary["good (Dice >= 0.5)"] == {"scans": 3, "flagged": 1}
+    assert summary["well_segmented (Dice >= 0.7)"] == {"scans": 2, "flagged": 0}

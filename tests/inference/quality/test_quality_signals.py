@@ -206,3 +206,15 @@ def _calibration(volume_ml):
         samples.append({"signals": signals, "dice": rng.uniform(0.8, 1.0) if good else rng.uniform(0.0, 0.3)})
     reference = volume_reference([volume_ml * 0.9, volume_ml, volume_ml * 1.1])
     return {"volume_reference": reference, "samples": samples, "model": fit_quality_model(samples, reference)}
+
+
+def test_block_statistics_subgrid_keeps_at_most_64_rows_and_estimates_the_full_moments():
+    from keras_cdseg.inference.quality.signals import subsampled
+
+    rng = np.random.default_rng(1)
+    smooth = rng.normal(2.0, 3.0, (2, 256, 200, 4)).astype(np.float32)
+    grid = keras.ops.convert_to_numpy(subsampled(keras.ops.convert_to_tensor(smooth)))
+    assert grid.shape == (2, 64, 50, 4)  # stride 4 on both axes, from the larger one
+    assert subsampled(smooth[:, :64, :64]).shape == (2, 64, 64, 4)  # small maps are used whole
+    np.testing.assert_allclose(grid.mean(axis=(1, 2)), smooth.mean(axis=(1, 2)), atol=0.1)
+    np.testing.assert_allclose(grid.var(axis=(1, 2)), smooth.var(axis=(1, 2)), rtol=0.05)
