@@ -125,8 +125,11 @@ def run_failure_detection(out_dir, settings=FailureSettings(), log=None, verbose
         "num_failures": int(sum(r["dice"] < 0.5 for r in rows)),
         "corpus": {group: int(sum(r["group"] == group for r in rows)) for group in sorted({r["group"] for r in rows})},
         "metrics": summarize(rows),
+        # the corpus (the real CT itself, no degraded copies of it), the synthetic and the real scans
+        "metrics_by_corpus": {name: summarize([r for r in rows if keep(r)]) for name, keep in CORPORA.items()},
         "metrics_by_group": {g: summarize([r for r in rows if r["group"] == g]) for g in sorted({r["group"] for r in rows})},
-        "flags": {"all": flag_summary(rows), "real": flag_summary([r for r in rows if r["group"].startswith("real")])},
+        "flags": {"all": flag_summary(rows),
+                  **{name: flag_summary([r for r in rows if keep(r)]) for name, keep in CORPORA.items()}},
         "real_ct": [{k: r[k] for k in ("model", "case_id", "dice", "estimated_dice_default",
                                        "failure_probability_default", "flagged", "flags")}
                     for r in rows if r["group"].startswith("real")],
@@ -210,6 +213,11 @@ def score_model(run_dir, name, modalities, index, settings, log):
     return rows
 
 
+CORPORA = {
+    "without_real_degraded": lambda row: row["group"] != "real_degraded",
+    "synthetic": lambda row: not row["group"].startswith("real"),
+    "real": lambda row: row["group"].startswith("real"),
+}
 BADLY_WRONG_DICE = 0.3
 WELL_SEGMENTED_DICE = 0.7
 
