@@ -205,7 +205,7 @@ def export_model(source, root="saved_models", name="cdseg", version=None, tflite
 
     try:
         with atomic_dir(version_dir) as tmp:
-            write_saved_model(model, tmp, card.data_config)
+            write_saved_model(model, tmp, card.data_config, **_quality_probe_parts(generator_path, card))
             tflite_files = {}
             for variant in (("none",) if tflite or quantize else ()) + quantize:
                 file_name = f"{name}.tflite" if variant == "none" else f"{name}_{variant}.tflite"
@@ -249,11 +249,20 @@ def check_model_matches_card(input_shape, num_classes, card, source):
                                  f"({', '.join(card.class_names)})")  # fmt: skip
 
 
-def write_saved_model(model, directory, data_config=None, volume_batch_size=None):
+def _quality_probe_parts(generator_path, card):
+    """The critic beside a run's generator (or None) and the organ the quality estimate is about."""
+    from keras_cdseg.inference.quality.estimate import DISCRIMINATOR_FILE, load_discriminator, organ_value_of
+
+    return {"critic": load_discriminator(Path(generator_path).parent / DISCRIMINATOR_FILE),
+            "organ_value": organ_value_of(card.labels)}  # fmt: skip
+
+
+def write_saved_model(model, directory, data_config=None, volume_batch_size=None, critic=None, organ_value=None):
     """Writes `model` as a SavedModel whose `serving_default` maps `slices` to `probabilities` and uint8 `labels`.
 
     Also the `quality_statistics` signature and feature_statistics.json of the feature-shift signal
-    (`keras_cdseg.deploy.quality_statistics`) when the generator has pre-norm BatchNorm blocks.
+    (`keras_cdseg.deploy.quality_statistics`) when the generator has pre-norm BatchNorm blocks; with
+    `organ_value` (and a `critic`), that signature is the whole quality probe.
     With `data_config`, also the raw-volume signatures `segment_volume` / `segment_volume_int16`
     (`keras_cdseg.deploy.volume_signature`: preprocessing, batched network and restoration in the graph).
     """
@@ -272,14 +281,14 @@ def write_saved_model(model, directory, data_config=None, volume_batch_size=None
     archive.add_endpoint(SIGNATURE_NAME, serve, input_signature=[spec])
     from keras_cdseg.deploy.quality_statistics import add_quality_statistics_endpoint, write_feature_statistics
 
-    block_names = add_quality_statistics_endpoint(archive, model, spec)
+    block_names = add_quality_statistics_endpoint(archive, model, spec, critic, organ_value)
     if data_config is not None:
         from keras_cdseg.deploy.volume_signature import DEFAULT_VOLUME_BATCH_SIZE, add_volume_endpoints
 
         add_volume_endpoints(archive, model, data_config, volume_batch_size or DEFAULT_VOLUME_BATCH_SIZE)
     archive.write_out(str(directory), verbose=False)
     if block_names:
-        write_feature_statistics(model, block_names, directory)
+        write_feature_statistics(model, block_names, directory, organ_value, critic is not None and organ_value is not None)
 
 
 def convert_to_tflite(saved_model_dir, quantize=None):

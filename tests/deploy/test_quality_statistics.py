@@ -12,15 +12,15 @@ from keras_cdseg.errors import InputError
 SLICES = np.random.default_rng(3).uniform(0, 1, (3, 32, 32, 3)).astype(np.float32)
 
 
-def test_signature_returns_the_keras_block_statistics(version_dir, keras_generator):
+def test_signature_is_the_keras_quality_probe(version_dir, keras_generator):
     import keras
     import tensorflow as tf
 
-    from keras_cdseg.inference.quality.signals import feature_statistics_outputs, moving_statistics
+    from keras_cdseg.inference.quality.signals import build_probe_model, moving_statistics
 
-    outputs, block_names = feature_statistics_outputs(keras_generator)
+    probe, block_names = build_probe_model(keras_generator, None, organ_value=1)  # no critic beside this run
     assert block_names  # the default generator has pre-norm BatchNorm blocks
-    expected = keras.Model(keras_generator.inputs[0], outputs)(SLICES, training=False)
+    expected = probe(SLICES, training=False)
     signature = tf.saved_model.load(str(version_dir)).signatures[QUALITY_STATISTICS_SIGNATURE]
     got = signature(slices=tf.constant(SLICES))
     assert set(got) == set(expected)
@@ -28,8 +28,9 @@ def test_signature_returns_the_keras_block_statistics(version_dir, keras_generat
         np.testing.assert_allclose(got[name].numpy(), keras.ops.convert_to_numpy(expected[name]), atol=1e-5)
     # serving_default is untouched: the same probabilities as before the extra signature existed
     np.testing.assert_allclose(got["probabilities"].numpy(), keras_generator.predict(SLICES, verbose=0), atol=1e-6)
+    assert {"entropy_sum", "organ", "region_pixels"} <= set(got) and "critic_logit" not in got
     record = json.loads((version_dir / FEATURE_STATISTICS_JSON).read_text())
-    assert list(record["blocks"]) == block_names
+    assert list(record["blocks"]) == block_names and record["organ_value"] == 1 and record["critic"] is False
     mean, variance = moving_statistics(keras_generator, block_names)[block_names[0]]
     np.testing.assert_allclose(record["blocks"][block_names[0]]["moving_variance"], variance)
 
@@ -59,6 +60,28 @@ def test_a_damaged_feature_statistics_file_is_an_input_error(version_dir, tmp_pa
         load_predictor(copy)
     (copy / FEATURE_STATISTICS_JSON).unlink()  # an export without the file (older): the signal is just absent
     assert load_predictor(copy).feature_statistics is None
+
+
+def test_statistics_only_signature_still_gets_confidence_from_the_post_model(keras_generator, tmp_path):
+    """An export without an organ (write_saved_model called bare) returns statistics only: the probe adds
+    the confidence sums itself, and the signals equal those of the complete probe."""
+    from keras_cdseg.deploy.export import write_saved_model
+    from keras_cdseg.inference.quality.signals import QualityProbe
+
+    write_saved_model(keras_generator, tmp_path / "bare")
+    import tensorflow as tf
+
+    from keras_cdseg.deploy.quality_statistics import load_feature_statistics
+
+    statistics = load_feature_statistics(tf.saved_model.load(str(tmp_path / "bare")), tmp_path / "bare")
+    assert statistics[2] is None
+    bare = QualityProbe(None, feature_statistics=statistics)
+    full = QualityProbe(None, generator=keras_generator)
+    for probe in (bare, full):
+        probe(SLICES)
+    got, expected = bare.signals(), full.signals()
+    for name in ("feature_shift", "mean_entropy", "mean_max_probability", "organ_fraction_prepared"):
+        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
 
 
 def test_post_norm_generator_exports_no_statistics_signature(tmp_path):

@@ -221,10 +221,12 @@ class QualityProbe:
             compiled call of `build_probe_model(generator, ...)`, and `predict` is not called.
         discriminator: Keras model `[x, y] -> logit` or None (then the critic signal is unavailable).
         unavailable_reasons: dict. Signal name -> why it is unavailable, set by the caller.
-        feature_statistics: `(forward, moving)` or None, for a model that is not a Keras generator but
-            returns its block statistics (an exported SavedModel's `quality_statistics` signature):
-            `forward(slices) -> {"probabilities", "<block>_mean", "<block>_mean_square"}` replaces `predict`,
-            and `moving` is `{block: (moving_mean, moving_variance)}`.
+        feature_statistics: `(forward, moving[, organ_value])` or None, for a model that is not a Keras
+            generator but returns its block statistics (an exported SavedModel's `quality_statistics`
+            signature): `forward(slices) -> {"probabilities", "<block>_mean", "<block>_mean_square"}`
+            replaces `predict`, and `moving` is `{block: (moving_mean, moving_variance)}`. When
+            `organ_value` equals this probe's, `forward` also returns the confidence sums, the organ mask
+            and (with a critic) "critic_logit", and no post-model runs.
     """
 
     def __init__(self, predict, organ_value=1, generator=None, discriminator=None, unavailable_reasons=None,
@@ -245,8 +247,9 @@ class QualityProbe:
             if not self.block_names:
                 self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block with an exposable input"
         elif feature_statistics is not None:
-            self._statistics, self._moving = feature_statistics
+            self._statistics, self._moving, organ = (tuple(feature_statistics) + (None,))[:3]
             self.block_names = list(self._moving)
+            self._statistics_complete = organ is not None and int(organ) == self.organ_value
         else:
             self.unavailable.setdefault("feature_shift", "this model kind does not expose its block inputs")
         if discriminator is None:
@@ -276,17 +279,22 @@ class QualityProbe:
             probabilities = outputs["probabilities"]
             self._add_block_statistics(outputs)
         else:
+            outputs = None
             if self._statistics is not None:
                 statistics = self._statistics(slices)
                 probabilities = np.asarray(statistics["probabilities"], np.float32)
                 self._add_block_statistics(statistics)
+                # The exported probe already holds everything, if it has a critic exactly when we do.
+                if self._statistics_complete and ("critic_logit" in statistics) == (self.discriminator is not None):
+                    outputs = statistics
             else:
                 probabilities = np.asarray(self.predict(slices), np.float32)
-            if self._post is None:
-                model, _ = build_probe_model(None, self.discriminator, self.organ_value, slices.shape[1:],
-                                             probabilities.shape[-1])  # fmt: skip
-                self._post = compiled_forward(model)
-            outputs = self._post([slices, probabilities] if self.discriminator is not None else probabilities)
+            if outputs is None:
+                if self._post is None:
+                    model, _ = build_probe_model(None, self.discriminator, self.organ_value, slices.shape[1:],
+                                                 probabilities.shape[-1])  # fmt: skip
+                    self._post = compiled_forward(model)
+                outputs = self._post([slices, probabilities] if self.discriminator is not None else probabilities)
         self._num_slices += len(slices)
         organ = outputs["organ"].astype(bool)
         self._masks.append(organ)
