@@ -107,7 +107,7 @@ class SavedModelPredictor(Predictor):
         self._signature = signature
         from keras_cdseg.deploy.quality_statistics import load_feature_statistics
 
-        # (forward, moving statistics) of the feature-shift signal, None for older exports
+        # (forward, moving statistics, organ value) of the quality_statistics signature, None for older exports
         self.feature_statistics = load_feature_statistics(loaded, path)
         self._tf = tf
 

@@ -23,10 +23,10 @@ BAND_PIXELS = 2
 STATISTICS_GRID = 64
 
 
-def prenorm_batchnorm_blocks(generator, contracting_only=False):
-    """The generator's `PreNormConvBlock`s that apply BatchNorm to their input (in graph order).
+def contracting_prenorm_blocks(generator):
+    """The generator's `PreNormConvBlock`s that apply BatchNorm to their input, on its contracting path.
 
-    With `contracting_only`, only those before the first upsampling layer: the encoder and the bottleneck.
+    In graph order, up to the first upsampling layer: the encoder and the bottleneck.
     """
     import keras
 
@@ -34,7 +34,7 @@ def prenorm_batchnorm_blocks(generator, contracting_only=False):
 
     blocks = []
     for layer in generator.layers:
-        if contracting_only and isinstance(layer, (keras.layers.UpSampling2D, keras.layers.Conv2DTranspose)):
+        if isinstance(layer, (keras.layers.UpSampling2D, keras.layers.Conv2DTranspose)):
             break
         if isinstance(layer, PreNormConvBlock) and layer.norm == "batch" and layer.norm_first:
             blocks.append(layer)
@@ -87,7 +87,7 @@ def feature_statistics_outputs(generator):
     # The contracting path only: its blocks see the scan's statistics before skip connections mix them, and
     # exposing the expanding path's full-resolution inputs as well cost ~10 % of the pass (the graph loses
     # fusions), for blocks that shift less (the demo model on the real CT: 0.09-0.51 there, 0.24-0.84 here).
-    blocks = [block for block in prenorm_batchnorm_blocks(generator, contracting_only=True) if _single_input(block)]
+    blocks = [block for block in contracting_prenorm_blocks(generator) if _single_input(block)]
     for block in blocks:
         features = keras.ops.cast(subsampled(block.input), "float32")
         outputs[f"{block.name}_mean"] = keras.ops.mean(features, axis=(1, 2))
@@ -128,8 +128,7 @@ def subsampled(features, max_grid=STATISTICS_GRID):
     """Every s-th row and column of `[N, H, W, C]` features, s the smallest stride leaving <= `max_grid` rows.
 
     The block statistics are channel means over thousands of positions per slice: a regular subgrid estimates
-    them as well (the estimate is used the same way in calibration and prediction), and reading the
-    full-resolution maps a second time cost about 10 % of the generator's pass (256 px, paper preset).
+    them as well (the estimate is used the same way in calibration and prediction) and reads 1/s² of the map.
     """
     height, width = features.shape[1], features.shape[2]
     stride = max(1, -(-int(height or max_grid) // max_grid), -(-int(width or max_grid) // max_grid))
@@ -221,12 +220,12 @@ class QualityProbe:
             compiled call of `build_probe_model(generator, ...)`, and `predict` is not called.
         discriminator: Keras model `[x, y] -> logit` or None (then the critic signal is unavailable).
         unavailable_reasons: dict. Signal name -> why it is unavailable, set by the caller.
-        feature_statistics: `(forward, moving[, organ_value])` or None, for a model that is not a Keras
+        feature_statistics: `(forward, moving, organ_value)` or None, for a model that is not a Keras
             generator but returns its block statistics (an exported SavedModel's `quality_statistics`
             signature): `forward(slices) -> {"probabilities", "<block>_mean", "<block>_mean_square"}`
             replaces `predict`, and `moving` is `{block: (moving_mean, moving_variance)}`. When
             `organ_value` equals this probe's, `forward` also returns the confidence sums, the organ mask
-            and (with a critic) "critic_logit", and no post-model runs.
+            and (with a critic) "critic_logit", and no post-model runs (None: statistics only).
     """
 
     def __init__(self, predict, organ_value=1, generator=None, discriminator=None, unavailable_reasons=None,
@@ -247,7 +246,7 @@ class QualityProbe:
             if not self.block_names:
                 self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block with an exposable input"
         elif feature_statistics is not None:
-            self._statistics, self._moving, organ = (tuple(feature_statistics) + (None,))[:3]
+            self._statistics, self._moving, organ = feature_statistics
             self.block_names = list(self._moving)
             self._statistics_complete = organ is not None and int(organ) == self.organ_value
         else:
