@@ -24,7 +24,8 @@ def export(source, name, version, root, tflite, quantize):
     The SavedModel's serving_default signature takes `slices` float32 [N, H, W, 2T+1] (prepared as recorded
     in model.json) and returns `probabilities` float32 [N, H, W, C] and `labels` uint8 [N, H, W].
     """
-    from keras_cdseg.deploy.export import export_model, read_model_card
+    from keras_cdseg.deploy.export import export_model
+    from keras_cdseg.model_card import read_model_card
 
     result = export_model(source, root=root, name=name, version=version, tflite=tflite, quantize=quantize)
     card = read_model_card(result.model_json)

@@ -6,7 +6,7 @@ parts (metrics, data import) do not pay for importing TensorFlow.
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 # public name -> defining module
 _EXPORTS = {

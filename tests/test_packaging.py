@@ -54,33 +54,42 @@ def test_inference_and_deploy_never_import_the_training_package():
     assert out.stdout.split() == ["[]"], out.stdout
 
 
-OLD_PATHS = {
-    "keras_cdseg.export": ("keras_cdseg.deploy.export", "export_model"),
-    "keras_cdseg.predictors": ("keras_cdseg.inference.predictors", "load_predictor"),
-    "keras_cdseg.serving_client": ("keras_cdseg.deploy.serving_client", "build_predict_request"),
-    "keras_cdseg.postprocessing": ("keras_cdseg.inference.postprocessing", "keep_largest_component"),
-    "keras_cdseg.data.synthetic": ("keras_cdseg.data.phantoms.synthetic", "write_synthetic_dataset"),
-    "keras_cdseg.training.run_dir": ("keras_cdseg.run_dir", "load_run"),
-}
-
-
-def test_old_module_paths_still_work_for_one_release_and_warn():
-    import importlib
+def test_inference_never_imports_deploy():
+    """The model card lives below both packages (keras_cdseg.model_card): importing inference loads no deploy module."""
     import subprocess
     import sys
 
+    imports = ("from keras_cdseg.deploy", "import keras_cdseg.deploy", "from keras_cdseg import deploy")
+    sources = [str(p.relative_to(ROOT)) for p in (ROOT / "keras_cdseg" / "inference").rglob("*.py")
+               if any(statement in p.read_text() for statement in imports)]  # fmt: skip
+    assert sources == [], f"inference modules importing keras_cdseg.deploy: {sources}"
+    modules = ["keras_cdseg.inference." + ".".join(p.relative_to(ROOT / "keras_cdseg" / "inference").with_suffix("").parts)
+               for p in (ROOT / "keras_cdseg" / "inference").rglob("*.py") if p.name != "__init__.py"]  # fmt: skip
     code = (
-        "import importlib, warnings\n"
-        f"for old, (new, name) in {OLD_PATHS!r}.items():\n"
-        "    with warnings.catch_warnings(record=True) as caught:\n"
-        "        warnings.simplefilter('always')\n"
-        "        module = importlib.import_module(old)\n"
-        "    same = getattr(module, name) is getattr(importlib.import_module(new), name)\n"
-        "    warned = any(issubclass(w.category, DeprecationWarning) and new in str(w.message) for w in caught)\n"
-        "    print(old, same, warned)\n"
+        "import importlib, sys\n"
+        "import keras_cdseg.inference\n"
+        f"for name in {sorted(modules)!r}: importlib.import_module(name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('keras_cdseg.deploy')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.splitlines() == [f"{old} True True" for old in OLD_PATHS]
-    # The volume functions stay importable from the package, as before.
-    assert importlib.import_module("keras_cdseg.inference").predict_volume.__module__ == "keras_cdseg.inference.volume"
+    assert out.stdout.split() == ["[]"], out.stdout
+
+
+def test_no_forwarding_modules_of_0_1():
+    """0.1's module paths were never released: no alias modules remain."""
+    for old in ("_moved", "export", "predictors", "postprocessing", "serving_client", "data/synthetic", "training/run_dir"):
+        assert not (ROOT / "keras_cdseg" / f"{old}.py").exists(), old
+
+
+def test_version_is_stated_once_and_the_same_everywhere():
+    import configparser
+    import re
+
+    import keras_cdseg
+
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    assert parser["metadata"]["version"] == keras_cdseg.__version__ == "0.2.0"
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    assert re.search(rf"^## {re.escape(keras_cdseg.__version__)}\b", changelog, re.MULTILINE)

@@ -11,16 +11,17 @@
 
 `cdseg predict` on a version directory calls `quality_statistics` instead of `serving_default` when it
 estimates quality (one pass either way), so exported models report the same `feature_shift` as the run
-directory they came from. TFLite files carry only `serving_default`: their feature shift stays unavailable.
+directory they came from. TFLite files carry only `serving_default`: their feature shift stays unavailable. Reading them back
+(`load_feature_statistics`) is inference's part: `keras_cdseg.inference.quality.exported_statistics`.
 """
 
 from pathlib import Path
 
-import numpy as np
-
-QUALITY_STATISTICS_SIGNATURE = "quality_statistics"
-FEATURE_STATISTICS_JSON = "feature_statistics.json"
-FEATURE_STATISTICS_FORMAT = "keras_cdseg.feature_statistics/1"
+from keras_cdseg.inference.quality.exported_statistics import (
+    FEATURE_STATISTICS_FORMAT,
+    FEATURE_STATISTICS_JSON,
+    QUALITY_STATISTICS_SIGNATURE,
+)
 
 
 def add_quality_statistics_endpoint(archive, model, spec, critic=None, organ_value=None):
@@ -67,40 +68,3 @@ def write_feature_statistics(model, block_names, directory, organ_value=None, cr
     write_json_atomic(Path(directory) / FEATURE_STATISTICS_JSON, {
         "format": FEATURE_STATISTICS_FORMAT, "signature": QUALITY_STATISTICS_SIGNATURE, "blocks": blocks,
         "organ_value": None if organ_value is None else int(organ_value), "critic": bool(critic)})  # fmt: skip
-
-
-def load_feature_statistics(loaded, directory):
-    """`(forward, moving, organ_value)` for `QualityProbe(feature_statistics=...)`, or None without them.
-
-    `organ_value` is the class whose confidence sums and mask the signature also returns (None: block
-    statistics and probabilities only).
-
-    Args:
-        loaded: the object `tf.saved_model.load` returned.
-        directory: the version directory (feature_statistics.json).
-
-    Raises:
-        InputError: feature_statistics.json exists but is not one, or names blocks the signature lacks.
-    """
-    from keras_cdseg.config import load_json
-    from keras_cdseg.errors import InputError
-
-    path = Path(directory) / FEATURE_STATISTICS_JSON
-    if QUALITY_STATISTICS_SIGNATURE not in loaded.signatures or not path.is_file():
-        return None
-    record = load_json(path)
-    if record.get("format") != FEATURE_STATISTICS_FORMAT:
-        raise InputError(path, f"not a keras_cdseg feature statistics file (format {record.get('format')!r})")
-    signature = loaded.signatures[QUALITY_STATISTICS_SIGNATURE]
-    missing = [name for name in record["blocks"] if f"{name}_mean" not in signature.structured_outputs]
-    if missing:
-        raise InputError(path, f"block {missing[0]!r} is not an output of the {QUALITY_STATISTICS_SIGNATURE} signature")
-    moving = {name: (np.asarray(block["moving_mean"], np.float64), np.asarray(block["moving_variance"], np.float64))
-              for name, block in record["blocks"].items()}  # fmt: skip
-
-    import tensorflow as tf
-
-    def forward(slices):
-        return {name: value.numpy() for name, value in signature(slices=tf.constant(slices, tf.float32)).items()}
-
-    return forward, moving, record.get("organ_value")

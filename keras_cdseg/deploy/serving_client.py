@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.deploy.export import INPUT_NAME, SIGNATURE_NAME, read_model_card
+from keras_cdseg.model_card import INPUT_NAME, SIGNATURE_NAME, read_model_card
 
 DEFAULT_TIMEOUT_S = 300
 

@@ -169,7 +169,7 @@ def corpus_cases(index, modalities, settings):
 
 def score_model(run_dir, name, modalities, index, settings, log):
     """One row per corpus case of one model: Dice, signals, combined and per-signal estimates."""
-    from keras_cdseg.deploy.export import load_generator
+    from keras_cdseg.models.saving import load_generator
     from keras_cdseg.inference.quality.assess import assess_volume, dice_of
     from keras_cdseg.inference.quality.calibration import apply_quality_model, fit_quality_model
     from keras_cdseg.inference.quality.estimate import (

@@ -8,7 +8,7 @@
     default_model_path(root)        highest integer version under root/*/ (TF Serving's rule)
 
 Every predictor is a callable `slices [N, H, W, 2T+1] float32 -> probabilities [N, H, W, C] float32` with a
-`card` (`keras_cdseg.deploy.export.ModelCard`) saying how volumes must be prepared for it, so every kind goes through
+`card` (`keras_cdseg.model_card.ModelCard`) saying how volumes must be prepared for it, so every kind goes through
 the same `keras_cdseg.inference.predict_volume`.
 """
 
@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.deploy.export import (
+from keras_cdseg.model_card import (
     MODEL_JSON,
     SIGNATURE_NAME,
     card_for_keras_file,
     card_from_run,
     check_model_matches_card,
     list_versions,
-    load_generator,
     read_model_card,
 )
+from keras_cdseg.models.saving import load_generator
 
 MODEL_KINDS = ("keras", "saved_model", "tflite")
 
@@ -105,7 +105,7 @@ class SavedModelPredictor(Predictor):
         super().__init__("saved_model", path, card, input_spec.shape[1:])
         self._loaded = loaded  # keeps the variables alive
         self._signature = signature
-        from keras_cdseg.deploy.quality_statistics import load_feature_statistics
+        from keras_cdseg.inference.quality.exported_statistics import load_feature_statistics
 
         # (forward, moving statistics, organ value) of the quality_statistics signature, None for older exports
         self.feature_statistics = load_feature_statistics(loaded, path)

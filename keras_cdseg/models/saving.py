@@ -35,3 +35,8 @@ def load_model(path, compile=False):
     except Exception as e:  # ValueError, OSError, zipfile errors...: all mean "this file is not a model".
         first_line = (str(e).strip().splitlines() or [""])[0][:160]
         raise InputError(path, f"cannot load Keras model ({type(e).__name__}: {first_line})") from None
+
+
+def load_generator(path):
+    """Loads a `.keras` generator for inference (not compiled, safe mode); InputError if it cannot be read."""
+    return load_model(path, compile=False)

@@ -26,6 +26,6 @@ def version_dir(export_root):
 
 @pytest.fixture(scope="session")
 def keras_generator(run_dir):
-    from keras_cdseg.deploy.export import load_generator
+    from keras_cdseg.models.saving import load_generator
 
     return load_generator(run_dir / "best_generator.keras")

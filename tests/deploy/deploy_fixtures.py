@@ -89,7 +89,7 @@ def threshold_predictor(threshold=0.5):
 
 def threshold_card(image_size=IMAGE_SIZE, target_spacing_mm=4.0, context=1):
     from keras_cdseg.config import DataConfig
-    from keras_cdseg.deploy.export import ModelCard
+    from keras_cdseg.model_card import ModelCard
 
     config = DataConfig(image_size=image_size, target_spacing_mm=target_spacing_mm, context=context)
     return ModelCard(config, {"background": 0, "liver": 1}, ["background", "liver"], (1,), {"source": {"kind": "test"}})

@@ -10,14 +10,8 @@ import numpy as np
 import pytest
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.deploy.export import (
-    MODEL_FORMAT,
-    config_hash,
-    export_model,
-    file_sha256,
-    list_versions,
-    read_model_card,
-)
+from keras_cdseg.deploy.export import export_model
+from keras_cdseg.model_card import MODEL_FORMAT, config_hash, file_sha256, list_versions, read_model_card
 
 SLICES = np.random.default_rng(0).random((5, 32, 32, 3), dtype=np.float32)
 

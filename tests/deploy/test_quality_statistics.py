@@ -71,7 +71,7 @@ def test_statistics_only_signature_still_gets_confidence_from_the_post_model(ker
     write_saved_model(keras_generator, tmp_path / "bare")
     import tensorflow as tf
 
-    from keras_cdseg.deploy.quality_statistics import load_feature_statistics
+    from keras_cdseg.inference.quality.exported_statistics import load_feature_statistics
 
     statistics = load_feature_statistics(tf.saved_model.load(str(tmp_path / "bare")), tmp_path / "bare")
     assert statistics[2] is None

@@ -24,6 +24,7 @@ from keras_cdseg.inference.quality.estimate import (
     organ_value_of,
 )
 from keras_cdseg.inference.quality.signals import QualityProbe, compiled_forward, perturbation_agreement
+from keras_cdseg.inference.quality.triage import count_intensity_levels
 from keras_cdseg.inference.volume import predict_volume
 
 MAX_CALIBRATION_CASES = 8
@@ -50,6 +51,7 @@ def assess_volume(probe, volume, data_config, largest_component_classes=(1,), ba
                                 with_probabilities=with_probabilities)  # fmt: skip
     start = time.perf_counter()
     signals = probe.signals(prediction.labels, voxel_volume_ml(volume.affine))
+    signals["input_distinct_values"], signals["input_integer_valued"] = count_intensity_levels(volume.data)
     unavailable = dict(probe.unavailable)
     if perturbations:
         signals["agreement"] = perturbation_agreement(plain_predict or _plain(probe), volume, data_config,
@@ -139,7 +141,7 @@ def calibrate_run(run_dir, discriminator=None, max_cases=MAX_CALIBRATION_CASES, 
     """
     from keras_cdseg.data.dataset import load_dataset
     from keras_cdseg.data.nifti_io import load_image, load_label
-    from keras_cdseg.deploy.export import load_generator
+    from keras_cdseg.models.saving import load_generator
     from keras_cdseg.errors import InputError
     from keras_cdseg.io_utils import write_json_atomic
     from keras_cdseg.run_dir import load_run
