@@ -29,17 +29,20 @@ from cdseg.errors import user_errors
 @click.option("--no-quality", is_flag=True, help="Skip the per-scan quality estimate (docs/quality.md).")
 @click.option("--quality-perturbations", is_flag=True,
               help="Also measure agreement under small input perturbations (3 extra network passes per scan).")
+@click.option("--fail-on", type=click.Choice(["review", "fail"]), default=None, show_default="never",
+              help="Exit with code 3 (after writing every output) when any case's quality verdict is this level "
+                   "or worse (ok < review < fail).")
 @click.option("--fail-on-flag", is_flag=True,
-              help="Exit with code 3 (after writing every output) when any case is flagged as not to trust.")
+              help="Deprecated (removed in the next release): the same as --fail-on fail.")
 @user_errors
 def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview, dicom_seg, overwrite, batch_size,
-            no_quality, quality_perturbations, fail_on_flag):
+            no_quality, quality_perturbations, fail_on, fail_on_flag):
     """Segment scans; write uint8 label maps on their exact grids and statistics.json.
 
     INPUT: NIfTI files, folders of NIfTI files, or DICOM series folders. Writes OUT/<case>.nii.gz and
     OUT/statistics.json (organ volumes in mL, voxel counts, mean intensities, seconds, and a `quality`
-    estimate per case: estimated Dice, failure probability, signals, flags; exit code 3 with --fail-on-flag
-    when a case is flagged); with one input and
+    estimate per case: a verdict ok / review / fail, estimated Dice, failure probability, signals; exit code 3
+    with --fail-on review|fail when a case's verdict reaches that level); with one input and
     `-o seg.nii.gz`, writes exactly seg.nii.gz and seg.json. Each output has exactly the input's grid: same shape, affine and qform/sform codes, whatever the
     orientation and spacing. Preprocessing comes from the model's own configuration (model.json or the
     run's config.json). If any input is bad, nothing is written.
@@ -64,15 +67,9 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
         click.echo(f"Warning: {model_path} has no run config beside it; using default preprocessing.", err=True)
 
     def report(stats):
-        organs = ", ".join(f"{name} {c['volume_ml']:.1f} mL" for name, c in stats["classes"].items())
-        click.echo(f"{stats['case_id']}: {organs or 'no classes'} ({stats['seconds']['total']:.1f} s)")
-        quality = stats.get("quality")
-        if quality and quality["flagged"]:
-            estimate = quality["estimated_dice"]
-            click.echo(f"Warning: {stats['case_id']}: do not trust this segmentation ("
-                       + ", ".join(f for f in quality["flags"] if not f.endswith("_unavailable"))
-                       + (f"; estimated Dice {estimate:.2f}, failure probability "
-                          f"{quality['failure_probability']:.2f}" if estimate is not None else "") + ")", err=True)
+        from keras_cdseg.inference.quality.triage import format_case_line
+
+        click.echo(format_case_line(stats))
 
     results = predict_cases(inputs, out_dir, predictor, postprocess=not no_postprocess, probabilities=probabilities,
                             preview=preview, overwrite=overwrite, batch_size=batch_size, on_case=report,
@@ -82,7 +79,12 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
         click.echo(f"Wrote {out_dir}")
     else:
         click.echo(f"Wrote {len(results)} case(s) to {out_dir}")
-    flagged = [s["case_id"] for s in results if (s.get("quality") or {}).get("flagged")]
-    if fail_on_flag and flagged:
-        click.echo(f"Error: {len(flagged)} case(s) flagged by the quality estimate: {', '.join(flagged)}", err=True)
-        raise SystemExit(3)
+    level = fail_on or ("fail" if fail_on_flag else None)
+    if level is not None:
+        from keras_cdseg.inference.quality.triage import verdict_at_least
+
+        hit = [s["case_id"] for s in results if verdict_at_least((s.get("quality") or {}).get("verdict") or "ok", level)]
+        if hit:
+            click.echo(f"Error: {len(hit)} case(s) with a quality verdict of {level} or worse: {', '.join(hit)}",
+                       err=True)  # fmt: skip
+            raise SystemExit(3)

@@ -51,7 +51,7 @@ def assess_volume(probe, volume, data_config, largest_component_classes=(1,), ba
                                 with_probabilities=with_probabilities)  # fmt: skip
     start = time.perf_counter()
     signals = probe.signals(prediction.labels, voxel_volume_ml(volume.affine))
-    signals["input_distinct_values"], signals["input_integer_valued"] = count_intensity_levels(volume.data)
+    signals["input_distinct_values"], signals["input_nonnegative_integers"] = count_intensity_levels(volume.data)
     unavailable = dict(probe.unavailable)
     if perturbations:
         signals["agreement"] = perturbation_agreement(plain_predict or _plain(probe), volume, data_config,

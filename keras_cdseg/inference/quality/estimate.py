@@ -1,15 +1,14 @@
 """The per-case quality record of `cdseg predict` / `cdseg evaluate --model`, and the assets it needs.
 
-    quality = {"estimated_dice", "failure_probability", "signals": {...}, "unavailable": {signal: why},
-               "flags": [...], "flagged": bool}
+    quality = {"verdict": "ok" | "review" | "fail", "estimated_dice", "failure_probability",
+               "warnings": [{"code", "level", "reason"}], "notes": [...], "signals": {...},
+               "unavailable": {signal: why}, "typical_ranges": {signal: [low, high]}, "flags", "flagged"}
 
-Flags that make a case `flagged` (a warning line; `cdseg predict --fail-on-flag` exits with code 3):
-    likely_failure       failure probability >= 0.5 (estimated Dice < 0.5)
-    empty_prediction     no organ voxel predicted
-    implausible_volume   organ volume below half the smallest or above twice the largest reference volume
-Informational flags (never make a case flagged):
-    critic_unavailable, feature_shift_unavailable, agreement_unavailable   the signal is absent (value None)
-    no_calibration       the model has no quality.json: signals only, no estimate
+The verdict and its warnings come from `triage.judge` (see there and docs/quality.md). Notes never change
+the verdict: `critic_unavailable`, `feature_shift_unavailable`, `agreement_unavailable` (the signal is
+absent, value None). `typical_ranges` are the signals' ranges on the model's clean calibration cases.
+Kept for one release: `flags` (warning codes, then notes) and `flagged` (verdict == "fail"; what
+`--fail-on-flag` tested).
 
 Assets beside a model (written by `cdseg train` into the run and copied by `cdseg export` into the version):
     quality.json         the calibration (see `calibration.py`): samples, volume reference, fitted model
@@ -25,22 +24,26 @@ from keras_cdseg.inference.quality.calibration import (
     apply_quality_model,
     fit_quality_model,
 )
+from keras_cdseg.inference.quality.triage import FAIL_WARNINGS, judge, signed_volume_deviation, typical_ranges
 
 QUALITY_JSON = "quality.json"
 QUALITY_FORMAT = "keras_cdseg.quality/1"
 DISCRIMINATOR_FILE = "discriminator.keras"
-FAILURE_FLAGS = ("likely_failure", "empty_prediction", "implausible_volume")
+FAILURE_FLAGS = FAIL_WARNINGS
 
 
 class QualityEstimator:
     """Maps a probe's signals to the quality record, refitting on the signals a predictor can compute.
 
     Args:
-        calibration: dict (the content of quality.json) or None (signals and flags only).
+        calibration: dict (the content of quality.json) or None (signals and a `review` verdict only).
+        organ_name: str. Names the organ in the warnings' reasons. Defaults to the calibration's organ.
     """
 
-    def __init__(self, calibration=None):
+    def __init__(self, calibration=None, organ_name=None):
         self.calibration = calibration
+        self.organ_name = organ_name or ((calibration or {}).get("organ") or {}).get("name") or "organ"
+        self._typical_ranges = typical_ranges(calibration)
         self._models = {}
 
     @property
@@ -63,25 +66,20 @@ class QualityEstimator:
         unavailable = dict(unavailable or {})
         if signals.get("agreement") is None and "agreement" not in unavailable:
             unavailable["agreement"] = "not requested (--quality-perturbations)"
-        flags = [f"{name}_unavailable" for name in ("critic_score", "feature_shift", "agreement") if name in unavailable]
-        flags = [f.replace("critic_score", "critic") for f in flags]
-        record = {"estimated_dice": None, "failure_probability": None, "signals": _rounded(signals),
-                  "unavailable": unavailable}  # fmt: skip
-        if self.calibration is None:
-            flags.append("no_calibration")
-        else:
+        notes = [f"{name}_unavailable" for name in ("critic_score", "feature_shift", "agreement") if name in unavailable]
+        notes = [note.replace("critic_score", "critic") for note in notes]
+        signals = dict(signals)
+        signals["volume_deviation"] = signed_volume_deviation(signals.get("organ_volume_ml"), self.reference)
+        record = {"verdict": None, "estimated_dice": None, "failure_probability": None}
+        if self.calibration is not None:
             dice, failure = apply_quality_model(self.model_for(unavailable), signals, self.reference)
             record["estimated_dice"], record["failure_probability"] = round(dice, 4), round(failure, 4)
-            if failure >= 0.5:
-                flags.append("likely_failure")
-        volume = signals.get("organ_volume_ml")
-        if volume is not None and volume <= 0:
-            flags.append("empty_prediction")
-        reference = self.reference
-        if volume and reference and not (reference["min_ml"] / 2 <= volume <= reference["max_ml"] * 2):
-            flags.append("implausible_volume")
-        record["flags"] = flags
-        record["flagged"] = any(flag in FAILURE_FLAGS for flag in flags)
+        record["verdict"], warnings = judge(record["estimated_dice"], record["failure_probability"], signals,
+                                            self.reference, self.calibration is not None, self.organ_name)  # fmt: skip
+        record.update({"warnings": warnings, "notes": notes, "signals": _rounded(signals), "unavailable": unavailable,
+                       "typical_ranges": self._typical_ranges})  # fmt: skip
+        record["flags"] = [w["code"] for w in warnings] + notes
+        record["flagged"] = record["verdict"] == "fail"
         return record
 
 

@@ -61,8 +61,15 @@ def test_predict_reports_quality_and_fails_on_flag_with_exit_3(trained, tiny_dat
     assert set(quality) >= {"estimated_dice", "failure_probability", "signals", "flags", "flagged"}
     assert quality["signals"]["critic_score"] is not None and quality["signals"]["feature_shift"] is not None
     assert 0.0 <= quality["estimated_dice"] <= 1.0 and 0.0 <= quality["failure_probability"] <= 1.0
-    # A 4-step model segments nothing well: its calibration knows, so the scan is flagged.
-    assert quality["flagged"] and "Warning: " in result.output
+    # A 4-step model segments nothing well: its calibration knows, so the scan fails, on the case's line.
+    assert quality["verdict"] == "fail" and quality["flagged"] and quality["warnings"]
+    case_line = next(line for line in result.output.splitlines() if line.startswith(scan.name.split(".")[0]))
+    assert f"fail (est. Dice {quality['estimated_dice']:.2f}): " in case_line
+    assert quality["warnings"][0]["reason"] in case_line
+    assert quality["signals"]["volume_deviation"] is not None and quality["typical_ranges"]
+    review = runner.invoke(cli, ["predict", str(scan), "-o", str(root / "pred_review"), "--model", str(root / "run"),
+                                 "--fail-on", "review"])  # fmt: skip
+    assert review.exit_code == 3 and "verdict of review or worse" in review.output, review.output
     failed = runner.invoke(cli, ["predict", str(scan), "-o", str(root / "pred_fail"), "--model", str(root / "run"),
                                  "--fail-on-flag", "--quality-perturbations"])  # fmt: skip
     assert failed.exit_code == 3, failed.output
