@@ -1,0 +1,261 @@
+"""`run_cross_domain`: K-fold cross-validation of one CT + MR network against separate models, resumably.
+
+    RESULTS_DIR/
+      cross_domain.json               data, settings and the recipe's effective config; a later call must match
+      folds.json                      the K folds (by patient, stratified by modality)
+      folds/fold<k>/dataset.json      the fold as a dataset: its training cases, its test cases (original files)
+      cache/                          prepared volumes, shared by every run
+      runs/fold<k>/<variant>/train/       the run directory of `train()` (config, checkpoints, history)
+      runs/fold<k>/<variant>/evaluation/  `evaluate_model` report of the fold's test cases (both modalities)
+      runs/fold<k>/<variant>/result.json  config, split, per-case Dice / ASSD / MSSD per organ, timings
+      results.json, results.md        aggregates and paired comparisons, rewritten after every finished run
+
+A run is done when its result.json says "finished" (or "failed": non-finite loss, kept as a result). A run
+with a checkpoint resumes (`train(..., resume=True)`); a finished training without an evaluation report is
+evaluated, a half-written evaluation is redone. Every file is written atomically.
+"""
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from keras_cdseg.errors import InputError, TrainingError
+from keras_cdseg.experiments.cross_domain_settings import CrossDomainSettings, select_variants
+from keras_cdseg.experiments.folds import make_folds, write_fold_dataset
+from keras_cdseg.experiments.runner import _clock, _differences, _read_json
+from keras_cdseg.io_utils import write_json_atomic
+
+FORMAT = "cdseg-cross-domain/1"
+SETTINGS_FILE = "cross_domain.json"
+FOLDS_FILE = "folds.json"
+RESULT_FILE = "result.json"
+DONE = ("finished", "failed")
+METRICS = ("dice", "assd_mm", "mssd_mm")
+
+
+def run_root(out_dir, fold, key):
+    return Path(out_dir) / "runs" / f"fold{fold}" / key
+
+
+def fold_data_dir(out_dir, fold):
+    return Path(out_dir) / "folds" / f"fold{fold}"
+
+
+def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants=None, verbose=0, log=None):
+    """Runs (or resumes) the benchmark; writes results.json and results.md after every finished run.
+
+    Args:
+        data_dir: dataset directory (MSD layout) whose labelled training cases are cross-validated; every
+            case needs a "modality" in dataset.json.
+        out_dir: RESULTS_DIR. Created; an existing one must hold the same data and settings.
+        settings: `CrossDomainSettings`.
+        variants: iterable of variant keys or None for the default five (`cross_domain_settings`).
+        verbose: Keras `fit` verbosity of each run.
+        log: callable(str) for progress lines; defaults to stderr.
+
+    Returns:
+        The results.json content (`cross_domain_results.build_results`).
+
+    Raises:
+        InputError: not a dataset, a case without modality, fewer cases of a modality than folds, an
+            unknown recipe or variant, or a results directory of other data or settings.
+    """
+    from keras_cdseg.data.dataset import load_dataset
+
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    out_dir = Path(out_dir)
+    chosen = select_variants(variants)
+    index = load_dataset(data_dir)
+    cases = [case for case in index.training if case.label is not None]
+    folds = make_folds(cases, settings.num_folds, settings.seed, source=index.root / "dataset.json")
+    _claim_out_dir(out_dir, index.root, settings, folds)
+    for fold in folds:
+        write_fold_dataset(index, fold, fold_data_dir(out_dir, fold["fold"]))
+
+    todo = [(fold["fold"], variant) for fold in folds for variant in chosen]
+    planned = [v.key for v in chosen]
+    done_before = sum(_is_done(run_root(out_dir, f, v.key)) for f, v in todo)
+    log(f"cross-domain: {len(folds)} folds x {len(chosen)} variants = {len(todo)} trainings of {settings.steps} steps "
+        f"({done_before} already done; recipe {settings.recipe}) -> {out_dir}")  # fmt: skip
+    started, run_times, status = time.perf_counter(), [], "finished"
+    for number, (fold, variant) in enumerate(todo, 1):
+        root = run_root(out_dir, fold, variant.key)
+        prefix = f"[{number}/{len(todo)}] fold {fold} {variant.key}"
+        if _is_done(root):
+            log(f"{prefix}: done, skipped")
+            continue
+        log(f"{prefix}: {_clock(time.perf_counter() - started)} elapsed")
+        run_started = time.perf_counter()
+        result = run_one(variant, fold, out_dir, settings, verbose=verbose, log=log)
+        if result["status"] == "interrupted":
+            status = "interrupted"
+            log(f"{prefix}: interrupted; run the same command again to resume")
+            break
+        run_times.append(time.perf_counter() - run_started)
+        write_results(out_dir, planned, status="running")
+        remaining = sum(not _is_done(run_root(out_dir, f, v.key)) for f, v in todo[number:])
+        per_run = sum(run_times) / len(run_times)
+        log(f"{prefix}: {_summary_line(result)}; {_clock(per_run)} per run measured, {remaining} left, "
+            f"~{_clock(remaining * per_run)} to go")  # fmt: skip
+    record = write_results(out_dir, planned, status=status)
+    log(f"cross-domain {status} in {_clock(time.perf_counter() - started)}: {out_dir / 'results.md'}")
+    return record
+
+
+def rebuild_results(out_dir):
+    """Rewrites results.json and results.md from the result.json files already in `out_dir`."""
+    out_dir = Path(out_dir)
+    if _read_json(out_dir / SETTINGS_FILE) is None:
+        raise InputError(out_dir, f"not a cross-domain results directory (no {SETTINGS_FILE})")
+    previous = _read_json(out_dir / "results.json") or {}
+    planned = previous.get("planned_variants") or sorted({p.name for p in out_dir.glob("runs/fold*/*") if p.is_dir()})
+    return write_results(out_dir, planned, status=previous.get("status"))
+
+
+def write_results(out_dir, planned, status=None):
+    """Builds results.json from every result.json in `out_dir`, writes it and results.md; returns it."""
+    from keras_cdseg.experiments.cross_domain_report import render_results
+    from keras_cdseg.experiments.cross_domain_results import build_results
+    from keras_cdseg.io_utils import write_text_atomic
+
+    out_dir = Path(out_dir)
+    claim = _read_json(out_dir / SETTINGS_FILE)
+    folds = _read_json(out_dir / FOLDS_FILE)["folds"]
+    results = [_read_json(p) for p in sorted(out_dir.glob(f"runs/fold*/*/{RESULT_FILE}"))]
+    record = build_results(claim, folds, [r for r in results if r], planned, status=status)
+    write_json_atomic(out_dir / "results.json", record)
+    write_text_atomic(out_dir / "results.md", render_results(record))
+    return record
+
+
+def run_one(variant, fold, out_dir, settings, verbose=0, log=None):
+    """Trains (or resumes) and evaluates one (fold, variant) run; writes and returns its result.json content.
+
+    Returns a dict with "status": "finished", "failed" (non-finite loss: `TrainingError`, recorded) or
+    "interrupted" (Ctrl-C during training; nothing recorded, resumable).
+    """
+    from keras_cdseg.evaluation.model_cases import evaluate_model
+    from keras_cdseg.inference.predictors import load_predictor
+    from keras_cdseg.run_dir import load_run
+
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    root = run_root(out_dir, fold, variant.key)
+    data_dir = fold_data_dir(out_dir, fold)
+    train_dir, eval_dir = root / "train", root / "evaluation"
+    base = {"fold": fold, "variant": variant.key, "label": variant.label, "run_dir": str(root.relative_to(out_dir))}
+    run_config = settings.run_config(variant, data_dir, Path(out_dir) / "cache")
+    timings = {}
+    try:
+        summary, timings["train_s"] = train_or_resume(run_config, train_dir, verbose, lambda t: log(f"    {t}"))
+    except TrainingError as e:
+        result = base | {"status": "failed", "error": str(e)}
+        write_json_atomic(root / RESULT_FILE, result)
+        return result
+    if summary["status"] != "finished":
+        return {"status": "interrupted"}
+    if timings["train_s"] is None:
+        del timings["train_s"]
+
+    started = time.perf_counter()
+    report = _read_json(eval_dir / "report.json")
+    if report is None:
+        if eval_dir.exists():
+            shutil.rmtree(eval_dir)
+        organs = [name for name, value in load_run(train_dir).labels.items() if int(value) != 0]
+        evaluate_model(load_predictor(train_dir), data_dir, eval_dir, split="test", largest_component_classes=organs,
+                       overlays=False, progress=False, model_path=train_dir)  # fmt: skip
+        report = _read_json(eval_dir / "report.json")  # the JSON-safe form (non-finite values spelled out)
+    timings["evaluate_s"] = round(time.perf_counter() - started, 1)
+
+    run = load_run(train_dir)
+    result = base | {
+        "status": "finished",
+        "config": run.record["run"],
+        "split": run.record.get("split"),
+        "train": {key: summary.get(key) for key in ("steps_done", "best_step", "best_val_score", "global_batch_size")},
+        "largest_component_classes": report["settings"].get("largest_component_classes"),
+        "cases": case_rows(report),
+        "timings_s": timings,
+    }
+    write_json_atomic(root / RESULT_FILE, result)
+    return result
+
+
+def train_or_resume(run_config, train_dir, verbose=0, log=None):
+    """Trains a run, resumes it from its last checkpoint, or reuses its finished training.
+
+    Returns:
+        `(summary, seconds)`: the run's summary.json content and the training time of this call (None when
+        the training was already finished).
+    """
+    import keras
+
+    from keras_cdseg.run_dir import SUMMARY_FILE, is_run_dir, load_run
+    from keras_cdseg.training.trainer import train
+
+    train_dir = Path(train_dir)
+    summary = _read_json(train_dir / SUMMARY_FILE)
+    if summary and summary.get("status") == "finished":
+        return summary, None
+    resume = is_run_dir(train_dir)
+    if resume:
+        run_config = load_run(train_dir).config
+    elif train_dir.exists():  # a run that died before writing its config: nothing to keep
+        shutil.rmtree(train_dir)
+    keras.backend.clear_session()
+    started = time.perf_counter()
+    summary = train(run_config, train_dir, resume=resume, verbose=verbose, log=log)
+    return summary, round(time.perf_counter() - started, 1)
+
+
+def case_rows(report):
+    """One row per evaluated case: id, modality and, per organ, Dice, ASSD, MSSD (None where not finite) and flags."""
+    rows = []
+    for case in report["cases"]:
+        organs = {}
+        for name, metrics in case["classes"].items():
+            organs[name] = {key: metrics.get(key) for key in METRICS}
+            organs[name]["flags"] = list(metrics.get("flags", []))
+        rows.append({"case_id": case["case_id"], "modality": case.get("modality"), "organs": organs})
+    return rows
+
+
+def _claim_out_dir(out_dir, data_root, settings, folds):
+    base = settings.base_run_config(data_root, out_dir / "cache").to_dict()
+    for key in ("data_dir", "cache_dir"):
+        base.pop(key)
+    wanted = {"format": FORMAT, "data_dir": str(data_root), "settings": settings.recorded(), "run_config": base}
+    existing = _read_json(out_dir / SETTINGS_FILE)
+    if existing is None:
+        if out_dir.exists() and any(out_dir.iterdir()):
+            raise InputError(out_dir, "exists, is not empty and holds no cross-domain benchmark; choose another --out")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(out_dir / FOLDS_FILE, {"num_folds": len(folds), "seed": settings.seed,
+                                                  "rule": "by patient, stratified by modality", "folds": folds})  # fmt: skip
+        write_json_atomic(out_dir / SETTINGS_FILE, wanted)
+        return
+    for key in ("format", "data_dir", "settings", "run_config"):
+        if existing.get(key) != wanted[key]:
+            raise InputError(out_dir / SETTINGS_FILE, f"holds a benchmark with other {key} "
+                             f"({_differences(existing.get(key), wanted[key])}); use the same settings or another --out")  # fmt: skip
+    recorded = (_read_json(out_dir / FOLDS_FILE) or {}).get("folds")
+    if recorded != folds:
+        raise InputError(out_dir / FOLDS_FILE, "the dataset's training cases changed since these folds were made; "
+                                               "use another --out")  # fmt: skip
+
+
+def _is_done(root):
+    return (_read_json(root / RESULT_FILE) or {}).get("status") in DONE
+
+
+def _summary_line(result):
+    if result["status"] == "failed":
+        return f"FAILED ({result['error']})"
+    by_modality = {}
+    for row in result["cases"]:
+        dice = [values["dice"] for values in row["organs"].values() if values["dice"] is not None]
+        if dice:
+            by_modality.setdefault(row["modality"], []).append(sum(dice) / len(dice))
+    parts = [f"{m} mean Dice {sum(v) / len(v):.3f} ({len(v)} cases)" for m, v in sorted(by_modality.items())]
+    return "; ".join(parts) + f" ({', '.join(f'{k} {v:.0f} s' for k, v in result['timings_s'].items())})"

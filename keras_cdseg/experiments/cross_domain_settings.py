@@ -1,0 +1,153 @@
+"""What the cross-domain benchmark trains: its variants and the settings every run shares.
+
+Every variant is one training recipe's run with a few fields changed, and all get the same number of steps,
+so a difference between two rows is the change, not the budget:
+
+    method          pre-norm BN + conditional adversarial loss (CAN), one network on CT + MR (the paper)
+    no_adversarial  the method without CAN (adversarial_weight 0)
+    post_norm       post-norm BN + CAN
+    ct_only         one network trained on CT only  } separate per-modality models; each is evaluated on
+    mr_only         one network trained on MR only  } both modalities, which gives the zero-shot rows
+    cond_dcn        Cond-DCN (blocks conditioned on a modality classifier; the one run given modality labels),
+                    only when asked for (`--variants`)
+
+The recipe comes from `keras_cdseg.recipes` through `build_run_config` (defaults < recipe < config file).
+"""
+
+import dataclasses
+
+from keras_cdseg.config import DataConfig, ModelConfig, RunConfig, TrainConfig, from_dict
+from keras_cdseg.errors import InputError
+from keras_cdseg.experiments.variants import Variant
+
+METHOD = "method"
+DEFAULT_RECIPE = "real-cpu"
+# 4 folds x 5 variants = 20 trainings. At the real-data probe's 0.64 s per step here (issue 17: unet, 16 filters,
+# 128 px, batch 8), 2000 steps are ~21 min of training plus ~1-2 min of evaluation per run: ~7.5 h in all.
+DEFAULT_STEPS = 2000
+DEFAULT_FOLDS = 4
+
+_PRE_BN = {"norm": "batch", "norm_order": "pre", "architecture": "dcn"}
+VARIANTS = (
+    Variant(METHOD, "One network: pre-norm BN + CAN (the method)", (), model=_PRE_BN),
+    Variant("no_adversarial", "One network: pre-norm BN, no CAN", (), model=_PRE_BN,
+            train={"adversarial_weight": 0.0}),
+    Variant("post_norm", "One network: post-norm BN + CAN", (), model={**_PRE_BN, "norm_order": "post"}),
+    Variant("cond_dcn", "Cond-DCN (given modality labels in training)", (),
+            model={**_PRE_BN, "architecture": "conditional"}),
+    Variant("ct_only", "CT-only model", (), model=_PRE_BN, train={"modalities": ("CT",)}),
+    Variant("mr_only", "MR-only model", (), model=_PRE_BN, train={"modalities": ("MR",)}),
+)  # fmt: skip
+VARIANTS_BY_KEY = {variant.key: variant for variant in VARIANTS}
+DEFAULT_VARIANTS = ("method", "no_adversarial", "post_norm", "ct_only", "mr_only")
+# The modality each single-modality model was trained on: its "separate models" row; the other is zero-shot.
+TRAINED_ON = {"ct_only": "CT", "mr_only": "MR"}
+
+
+def select_variants(keys=None):
+    """The variants to run, in `VARIANTS` order; the method is always included (everything is compared to it).
+
+    Raises:
+        InputError: an unknown variant key.
+    """
+    keys = set(keys or DEFAULT_VARIANTS)
+    unknown = sorted(keys - set(VARIANTS_BY_KEY))
+    if unknown:
+        raise InputError("--variants", f"unknown variant(s) {unknown}; known: {', '.join(VARIANTS_BY_KEY)}")
+    keys.add(METHOD)
+    return [variant for variant in VARIANTS if variant.key in keys]
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossDomainSettings:
+    """Settings shared by every run of the benchmark.
+
+    Args:
+        recipe: str. Training recipe name (`keras_cdseg.recipes`). Defaults to "real-cpu".
+        steps: int. Training steps of every run (the same budget for every variant). Defaults to 2000.
+        num_folds: int. K of the K-fold cross-validation. Defaults to 4.
+        seed: int. Fold split, training seed of every run and bootstrap resampling. Defaults to 0.
+        quality_calibration: bool. Calibrate each run's per-scan quality estimate at the end of training
+            (the benchmark never uses it). Defaults to False.
+        config_file: str or None. JSON/YAML run config whose values override the recipe's.
+        num_resamples: int. Bootstrap resamples of every confidence interval. Defaults to 2000.
+    """
+
+    recipe: str = DEFAULT_RECIPE
+    steps: int = DEFAULT_STEPS
+    num_folds: int = DEFAULT_FOLDS
+    seed: int = 0
+    quality_calibration: bool = False
+    config_file: str | None = None
+    num_resamples: int = 2000
+
+    def __post_init__(self):
+        for name in ("steps", "num_resamples"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0):
+                raise InputError(f"--{name.replace('_', '-')}", f"must be a positive int. Received: {getattr(self, name)!r}")
+        if not (isinstance(self.num_folds, int) and self.num_folds >= 2):
+            raise InputError("--folds", f"cross-validation needs at least 2 folds. Received: {self.num_folds!r}")
+
+    def recorded(self):
+        """The settings a resumed benchmark must share (the config file is recorded through its values)."""
+        values = dataclasses.asdict(self)
+        values.pop("config_file")
+        return values
+
+    def base_run_config(self, data_dir, cache_dir):
+        """The recipe's `RunConfig` (+ config file) with the benchmark's steps, seed and calibration."""
+        base = recipe_run_config(self.recipe, data_dir, cache_dir, self.config_file)
+        train = dataclasses.replace(
+            base.train,
+            steps=self.steps,
+            seed=self.seed,
+            val_every=min(base.train.val_every, self.steps),
+            checkpoint_every=min(base.train.checkpoint_every, self.steps),
+            quality_calibration=self.quality_calibration,
+        )
+        return dataclasses.replace(base, train=train)
+
+    def run_config(self, variant, fold_data_dir, cache_dir):
+        """The `RunConfig` of one (fold, variant) run: the base config with the variant's fields changed."""
+        base = self.base_run_config(fold_data_dir, cache_dir)
+        return dataclasses.replace(
+            base,
+            data=dataclasses.replace(base.data, **variant.data),
+            model=dataclasses.replace(base.model, **variant.model),
+            train=dataclasses.replace(base.train, **variant.train),
+        )
+
+
+# The issue's real-data probe (unet, 16 filters, 128 px at 3 mm, batch 8), standing in for "real-cpu" until
+# keras_cdseg.recipes exists; "paper" is the package defaults.
+_STAND_IN_RECIPES = {
+    "real-cpu": {
+        "data": {"image_size": 128, "target_spacing_mm": 3.0},
+        "model": {"preset": "unet", "base_filters": 16},
+        "train": {"batch_size": 8, "steps": 3000, "val_every": 500, "checkpoint_every": 500, "foreground_weight": 3.0},
+    },
+    "paper": {},
+}
+
+
+def recipe_run_config(recipe, data_dir, cache_dir, config_file=None):
+    """`RunConfig` of a named recipe for `data_dir`, overridden by an optional JSON/YAML config file.
+
+    Raises:
+        InputError: an unknown recipe, or an unreadable or invalid config file.
+    """
+    from keras_cdseg.training.cli_config import read_config_file
+
+    if recipe not in _STAND_IN_RECIPES:
+        raise InputError("--recipe", f"unknown recipe {recipe!r}; known: {', '.join(_STAND_IN_RECIPES)}")
+    values = _STAND_IN_RECIPES[recipe]
+    overrides = read_config_file(config_file) if config_file else {}
+    sections = {name: {**values.get(name, {}), **overrides.get(name, {})} for name in ("data", "model", "train")}
+    source = config_file or f"recipe {recipe}"
+    return RunConfig(
+        data_dir=str(data_dir),
+        cache_dir=str(cache_dir),
+        data=from_dict(DataConfig, sections["data"], source),
+        model=from_dict(ModelConfig, sections["model"], source),
+        train=from_dict(TrainConfig, sections["train"], source),
+    )
