@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from test_import_builders import read_dicom, write_chaos_case, write_png
 
-from keras_cdseg.data.chaos import ChaosScan, decode_ground_png, discover_chaos, find_chaos_roots, read_chaos_scan
+from keras_cdseg.data.importing.chaos import ChaosScan, decode_ground_png, discover_chaos, find_chaos_roots, read_chaos_scan
 from keras_cdseg.errors import InputError
 
 

@@ -9,7 +9,7 @@ from test_import_builders import tiny_case, tree_fingerprint, write_chaos_case, 
 
 from keras_cdseg.data import nifti_io
 from keras_cdseg.data.dataset import load_dataset
-from keras_cdseg.data.importers import DatasetProblems, detect_format, import_dataset, parse_label_spec
+from keras_cdseg.data.importing import DatasetProblems, detect_format, import_dataset, parse_label_spec
 from keras_cdseg.errors import InputError
 
 REAL = Path(__file__).parent / "real"
@@ -29,7 +29,9 @@ def test_msd_task_is_copied_byte_for_byte_with_its_labels(tmp_path):
         assert (tmp_path / "liver" / name).read_bytes() == (tmp_path / "Task03_Liver" / name).read_bytes()
     report = json.loads((tmp_path / "liver" / "preprocess.json").read_text())
     assert report == json.loads(json.dumps(result.report))
-    assert (report["format"], report["num_training"], report["num_test"]) == ("msd", 2, 1)
+    assert [(s["format"], s["num_cases"]) for s in report["sources"]] == [("msd", 3)]
+    assert (report["num_training"], report["num_test"]) == (2, 1)
+    assert report["cases"][0]["source"]["label_mapping"] == {"liver": [1], "cancer": [2]}
     assert report["cases"][0]["label_voxels"] == {"0": 205, "1": 18, "2": 1}
 
 
@@ -112,7 +114,8 @@ def test_chaos_import_end_to_end(tmp_path):
     assert set(np.unique(mr_label)) == {0, 1, 2}  # kidneys (2, 3 in CHAOS) dropped, spleen 4 -> 2
     ct_image = nib.load(str(index.training[0].image))
     assert ct_image.get_data_dtype() == np.int16 and np.asarray(ct_image.dataobj).min() >= -1024
-    assert result.report["format"] == "chaos"
+    assert result.report["sources"][0]["format"] == "chaos"
+    assert result.report["sources"][0]["label_mapping"] == {"liver": [1], "spleen": [4]}
 
 
 def test_real_ct_with_totalsegmentator_labels_remapped(tmp_path):

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_cdseg.data import nifti_io
 from keras_cdseg.data.dicom_io import natural_sort_key, read_series
+from keras_cdseg.data.importing.source_case import SourceCase
 from keras_cdseg.errors import InputError
 
 CHAOS_LABELS = {"background": 0, "liver": 1, "right_kidney": 2, "left_kidney": 3, "spleen": 4}
@@ -107,6 +109,33 @@ def discover_chaos(src, sequences=DEFAULT_SEQUENCES):
                 ground_dir = patient_dir / ground_rel
                 scans.append(ChaosScan(case_id, modality, dicom_dir, ground_dir if ground_dir.is_dir() else None))
     return scans
+
+
+def discover_chaos_cases(src, sequences=DEFAULT_SEQUENCES, modality=None):
+    """The scans of `discover_chaos` as `SourceCase`s (scans without ground truth become test cases).
+
+    Raises:
+        InputError: as `discover_chaos`, or a `modality` other than the scans' own (CHAOS knows each scan's).
+    """
+    scans = discover_chaos(src, sequences)
+    contradicted = sorted({s.modality for s in scans} - {modality}) if modality is not None else []
+    if contradicted:
+        raise InputError(src, f"CHAOS scans of modality {'/'.join(contradicted)} selected by --sequences; --modality {modality} contradicts it")
+    return [
+        SourceCase(s.case_id, "training" if s.ground_dir else "test", s.modality, s.dicom_dir, s.ground_dir, _converter(s))
+        for s in scans
+    ]
+
+
+def _converter(scan):
+    def convert(image_out, label_out, lut):
+        series, label, warnings = read_chaos_scan(scan)
+        nifti_io.save_array(series.data, series.affine, image_out)
+        if label is not None:
+            nifti_io.save_array(lut[label] if lut is not None else label, series.affine, label_out, dtype=np.uint8)
+        return warnings
+
+    return convert
 
 
 def read_chaos_scan(scan):

@@ -1,8 +1,8 @@
-"""`cdseg preprocess`: turn a source folder (NIfTI pairs, an MSD task, CHAOS) into a validated dataset directory.
+"""`cdseg preprocess`: one or several source folders (NIfTI pairs, MSD tasks, CHAOS) into one validated dataset.
 
-Every case is converted into a temporary directory beside the destination, the result is validated with
-`validate_dataset`, and only a dataset without problems is renamed into place; otherwise all problems of all
-cases are raised together and nothing is left behind. The source is only ever read.
+Every case is converted into a temporary directory beside the destination and validated right after it is
+written; only a dataset without problems is renamed into place. Otherwise all problems of all cases of all
+sources are raised together and nothing is left behind. Sources are only ever read.
 """
 
 import dataclasses
@@ -10,30 +10,15 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
-
-from keras_cdseg.data import chaos, dataset
-from keras_cdseg.data.import_sources import FORMATS, detect_format, discover_sources
+from keras_cdseg.data import dataset
+from keras_cdseg.data.importing import chaos
+from keras_cdseg.data.importing.labels import label_mapping
+from keras_cdseg.data.importing.multi_source import ImportSource, discover_all
+from keras_cdseg.data.importing.validation import DatasetProblems, check_destination, check_written_case
 from keras_cdseg.errors import InputError
 from keras_cdseg.io_utils import atomic_dir, replace_dir, write_json_atomic
 
 REPORT_JSON = "preprocess.json"
-
-
-class DatasetProblems(InputError):
-    """Some cases failed; `problems` maps case id -> list of one-line problems (all of them)."""
-
-    def __init__(self, source, problems, num_cases):
-        self.problems = problems
-        num_problems = sum(len(v) for v in problems.values())
-        if num_problems == 1:
-            case_id, (problem,) = next(iter(problems.items()))
-            super().__init__(case_id, f"{problem}; nothing written")
-        else:
-            case_id, first = next(iter(problems.items()))
-            super().__init__(
-                source, f"{num_problems} problems in {len(problems)} of {num_cases} cases (first: {case_id}: {first[0]}); nothing written"
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,162 +30,154 @@ class ImportResult:
 
 def import_dataset(src, dst, source_format=None, label_spec=None, overwrite=False, empty_labels="warn",
                    sequences=chaos.DEFAULT_SEQUENCES, modality=None, name=None, on_case=None):
-    """Imports `src` into a new validated dataset directory `dst`.
+    """Imports one source folder `src` into a new validated dataset directory `dst`.
 
     Args:
         src: str or Path. Source folder; never modified.
-        dst: str or Path. Dataset directory to create; must not exist unless `overwrite` (and then it must be a
-            dataset directory, i.e. contain dataset.json, so a typo cannot wipe an unrelated folder).
+        dst: str or Path. Dataset directory to create (see `import_sources`).
         source_format: "nifti-pairs", "msd", "chaos" or None (detect).
         label_spec: str or None. Label remapping, e.g. "liver=5,spleen=1" or "liver=liver+cancer" (see
             `parse_label_spec`). None keeps the source labels (CHAOS: "liver", because CT has liver only).
-        overwrite: bool. Replace an existing dataset directory (only once the new one is complete).
-        empty_labels: "warn", "error" or "ignore" for label maps without foreground.
+        overwrite, empty_labels, name, on_case: see `import_sources`.
         sequences: CHAOS sequences to import ("ct", "t1in", "t1out", "t2spir").
         modality: str or None. Modality of every nifti-pairs case (e.g. "CT"); MSD and CHAOS know theirs.
+
+    Returns:
+        An `ImportResult`.
+    """
+    source = ImportSource(src, source_format, modality, label_spec, tuple(sequences))
+    return import_sources([source], dst, overwrite=overwrite, empty_labels=empty_labels, name=name, on_case=on_case)
+
+
+def import_sources(sources, dst, overwrite=False, empty_labels="warn", name=None, on_case=None):
+    """Imports several source folders (e.g. CT and MR from different archives) into one dataset directory.
+
+    Args:
+        sources: list of `ImportSource` (or folders, read with detected formats and their own labels).
+        dst: str or Path. Dataset directory to create; must not exist unless `overwrite` (and then it must be a
+            dataset directory, i.e. contain dataset.json, so a typo cannot wipe an unrelated folder).
+        overwrite: bool. Replace an existing dataset directory (only once the new one is complete).
+        empty_labels: "warn", "error" or "ignore" for label maps without foreground.
         name: str or None. Dataset name (default: the destination folder name).
-        on_case: callable(case_id, CaseCheck or None, problems) or None. Called once per case, in source
-            order, after validation (the check is None when the case could not even be converted).
+        on_case: callable(case id or source folder, CaseCheck or None, problems) or None. Called for every
+            source that failed (check None), then once per case in source order, right after it was written and
+            validated (the check is None when the case could not even be converted).
 
     Returns:
         An `ImportResult` (the loaded index, one `CaseCheck` per case, the `preprocess.json` report).
 
     Raises:
-        InputError: bad arguments or an unreadable source layout.
-        DatasetProblems: one or more cases failed; nothing was written.
+        InputError: bad arguments, or the only problem found.
+        DatasetProblems: several problems in cases or sources (all of them); nothing was written.
     """
-    src, dst = Path(src).resolve(), Path(dst).resolve()
-    _check_paths(src, dst, overwrite)
-    source_format = source_format or detect_format(src)
-    if source_format not in FORMATS:
-        raise InputError("--format", f"unknown format {source_format!r}; choose from {FORMATS}")
-    source_labels, cases = discover_sources(source_format, src, sequences, modality)
-    if source_format == "chaos" and label_spec is None:
-        label_spec = "liver"
-    labels, lut = parse_label_spec(label_spec, source_labels) if label_spec else (source_labels, None)
+    sources = [s if isinstance(s, ImportSource) else ImportSource(s) for s in sources]
+    if not sources:
+        raise InputError("SRC", "no source folder given")
+    dst = Path(dst).resolve()
+    check_destination([s.path for s in sources], dst, overwrite)
+    found = discover_all(sources)
+    problems = dict(found.problems)
+    for key, source_problems in problems.items() if on_case is not None else ():
+        on_case(key, None, source_problems)
     staging = dst.with_name(f".{dst.name}.incoming-{os.getpid()}") if dst.exists() else dst
     with atomic_dir(staging) as tmp:
-        written, problems, warnings, values_seen = _convert_all(cases, tmp, lut, on_case)
+        written, checks = [], []
+        for source_index, case in found.cases:
+            check, case_problems = _import_case(case, tmp, found.luts[source_index], found.labels, empty_labels)
+            if case_problems:
+                problems.setdefault(case.case_id, []).extend(case_problems)
+            if check is not None:
+                checks.append(check)
+                written.append((source_index, case, check))
+            if on_case is not None:
+                on_case(case.case_id, check, case_problems)
+        if problems:
+            if sum(len(p) for p in problems.values()) == 1 and len(found.errors) == 1:
+                raise found.errors[0]
+            where = " + ".join(str(s.path) for s in sources)
+            raise DatasetProblems(where, problems, len(found.cases) + len(problems.keys() - {c.case_id for _, c in found.cases}))
+        labels = found.labels
         if labels is None:  # nifti-pairs without --labels: declare what the label maps contain
-            labels = {"background": 0, **{f"label_{v}": v for v in sorted(values_seen - {0})}}
+            values = set().union(*(check.label_voxels for check in checks)) - {0}
+            labels = {"background": 0, **{f"label_{v}": v for v in sorted(values)}}
+        entries = [(written_case, case.split) for _, case, written_case in _paths(written, tmp)]
         dataset.write_dataset_json(
-            tmp, name or dst.name, labels, [c for c, s in written if s == "training"], [c for c, s in written if s == "test"],
-            extra={"description": f"imported by cdseg preprocess from {source_format}", "source": str(src)},
+            tmp, name or dst.name, labels, [c for c, s in entries if s == "training"], [c for c, s in entries if s == "test"],
+            extra={
+                "description": f"imported by cdseg preprocess from {' + '.join(s.source_format for s in found.sources)}",
+                "sources": [str(s.path) for s in found.sources],
+            },
         )
         index = dataset.load_dataset(tmp)
-        checks = dataset.validate_dataset(index, empty_labels=empty_labels)
-        for check in checks:
-            if check.problems:
-                problems.setdefault(check.case_id, []).extend(check.problems)
-            if check.warnings:
-                warnings.setdefault(check.case_id, []).extend(check.warnings)
-        checks_by_id = {check.case_id: check for check in checks}
-        for case in cases if on_case is not None else ():
-            on_case(case.case_id, checks_by_id.get(case.case_id), problems.get(case.case_id, []))
-        if problems:
-            raise DatasetProblems(src, {c.case_id: problems[c.case_id] for c in cases if c.case_id in problems}, len(cases))
-        report = _report(src, dst, source_format, label_spec, index, checks, cases, warnings)
+        report = _report(found, dst, labels, index, written)
         write_json_atomic(tmp / REPORT_JSON, report)
     if staging != dst:
         replace_dir(staging, dst)
-    return ImportResult(index=dataset.load_dataset(dst), checks=checks, report=report)
+    return ImportResult(index=dataset.load_dataset(dst), checks=tuple(checks), report=report)
 
 
-def _check_paths(src, dst, overwrite):
-    if not src.is_dir():
-        raise InputError(src, "source folder not found")
-    if dst == src or src in dst.parents:
-        raise InputError(dst, "destination lies inside the source folder; the source is never modified")
-    if dst.exists():
-        if not overwrite:
-            raise InputError(dst, "already exists; pass --overwrite to replace it")
-        if dst in src.parents:
-            raise InputError(dst, "cannot overwrite a folder that contains the source")
-        if not (dst / dataset.DATASET_JSON).is_file():
-            raise InputError(dst, "exists and is not a dataset directory (no dataset.json); refusing to replace it")
+def _output_paths(case, tmp):
+    image_dir, label_dir = ("imagesTr", "labelsTr") if case.split == "training" else ("imagesTs", "labelsTs")
+    image_out = tmp / image_dir / f"{case.case_id}{case.image_suffix}"
+    label_out = tmp / label_dir / f"{case.case_id}{case.label_suffix}" if case.label_source else None
+    return image_out, label_out
 
 
-def _convert_all(cases, tmp, lut, on_case):
-    written, problems, warnings, values_seen = [], {}, {}, set()
-    for case in cases:
-        split_dirs = ("imagesTr", "labelsTr") if case.split == "training" else ("imagesTs", "labelsTs")
-        image_out = tmp / split_dirs[0] / f"{case.case_id}{case.image_suffix}"
-        label_out = tmp / split_dirs[1] / f"{case.case_id}{case.label_suffix}" if case.label_source else None
-        try:
-            image_out.parent.mkdir(exist_ok=True)
-            if label_out is not None:
-                label_out.parent.mkdir(exist_ok=True)
-            values, case_warnings = case.convert(image_out, label_out, lut)
-        except InputError as e:
-            problems[case.case_id] = [str(e)]
-            continue
-        values_seen |= set(values)
-        if case_warnings:
-            warnings[case.case_id] = list(case_warnings)
-        written.append((dataset.Case(case.case_id, image_out, label_out, case.modality), case.split))
-    return written, problems, warnings, values_seen
+def _paths(written, tmp):
+    for source_index, case, _ in written:
+        image_out, label_out = _output_paths(case, tmp)
+        yield source_index, case, dataset.Case(case.case_id, image_out, label_out, case.modality)
 
 
-def parse_label_spec(spec, source_labels=None):
-    """Parses a label remapping: comma-separated `name=source[+source...]` or `name` (= `name=name`).
-
-    Sources are source label values or names (MSD / CHAOS label names). Output values are 1, 2, ... in the
-    given order; every source value not listed becomes background 0.
-
-    Example: "liver=5,spleen=1,right_kidney=2,left_kidney=3" for TotalSegmentator maps gives
-    {"background": 0, "liver": 1, "spleen": 2, "right_kidney": 3, "left_kidney": 4}.
-
-    Returns:
-        (labels name -> value, lookup table: uint8 array of 256 mapping source value -> output value).
-    """
-    source_labels = source_labels or {}
-    labels, lut = {"background": 0}, np.zeros(256, dtype=np.uint8)
-    claimed = {}
-    for item in (part.strip() for part in spec.split(",")):
-        out_name, _, sources = item.partition("=")
-        out_name, sources = out_name.strip(), (sources or out_name).strip()
-        if not out_name or out_name == "background" or out_name in labels:
-            raise InputError("--labels", f"bad or repeated label name {out_name!r} in {spec!r}")
-        labels[out_name] = len(labels)
-        for token in (t.strip() for t in sources.split("+")):
-            value = int(token) if token.isdigit() else source_labels.get(token)
-            if value is None or not 0 < value <= 255:
-                known = ", ".join(f"{k}={v}" for k, v in source_labels.items() if v) or "none; use numbers"
-                raise InputError("--labels", f"{token!r} is not a source label value 1..255 or name (source labels: {known})")
-            if value in claimed:
-                raise InputError("--labels", f"source value {value} is given to both {claimed[value]!r} and {out_name!r}")
-            claimed[value] = out_name
-            lut[value] = labels[out_name]
-    return labels, lut
+def _import_case(case, tmp, lut, labels, empty_labels):
+    image_out, label_out = _output_paths(case, tmp)
+    try:
+        image_out.parent.mkdir(exist_ok=True)
+        if label_out is not None:
+            label_out.parent.mkdir(exist_ok=True)
+        convert_warnings = case.convert(image_out, label_out, lut)
+    except InputError as e:
+        return None, [str(e)]
+    check = check_written_case(dataset.Case(case.case_id, image_out, label_out, case.modality), labels, empty_labels)
+    return dataclasses.replace(check, warnings=(*convert_warnings, *check.warnings)), list(check.problems)
 
 
-def _report(src, dst, source_format, label_spec, index, checks, cases, warnings):
+def _report(found, dst, labels, index, written):
     import keras_cdseg
 
-    by_id = {c.case_id: c for c in cases}
+    sources = [
+        {
+            "path": str(source.path),
+            "format": source.source_format,
+            "modality": source.modality,
+            "label_spec": source.label_spec,
+            "label_mapping": label_mapping(labels, found.luts[i]),
+            "num_cases": sum(1 for source_index, _, _ in written if source_index == i),
+        }
+        for i, source in enumerate(found.sources)
+    ]
     return {
         "keras_cdseg_version": getattr(keras_cdseg, "__version__", None),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "source": str(src),
         "destination": str(dst),
-        "format": source_format,
-        "label_spec": label_spec,
+        "sources": sources,
         "labels": index.labels,
         "num_training": len(index.training),
         "num_test": len(index.test),
-        "num_warnings": sum(len(v) for v in warnings.values()),
+        "num_warnings": sum(len(check.warnings) for _, _, check in written),
         "cases": [
             {
                 "case_id": check.case_id,
-                "split": by_id[check.case_id].split,
-                "modality": by_id[check.case_id].modality,
-                "image_source": str(by_id[check.case_id].image_source),
-                "label_source": None if by_id[check.case_id].label_source is None else str(by_id[check.case_id].label_source),
+                "split": case.split,
+                "modality": case.modality,
+                "source": {k: sources[source_index][k] for k in ("path", "format", "modality", "label_mapping")},
+                "image_source": str(case.image_source),
+                "label_source": None if case.label_source is None else str(case.label_source),
                 "shape": check.shape,
                 "spacing_mm": check.spacing_mm,
                 "label_voxels": {str(k): v for k, v in check.label_voxels.items()},
-                "warnings": warnings.get(check.case_id, []),
+                "warnings": list(check.warnings),
             }
-            for check in checks
+            for source_index, case, check in written
         ],
     }
