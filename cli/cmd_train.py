@@ -11,6 +11,9 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--data", "data_dir", type=click.Path(file_okay=False), help="Dataset directory (dataset.json).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="New run directory.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue the run in this directory.")
+@click.option("--recipe", type=click.Choice(["paper", "real-cpu"]), default=None,
+              help="Named settings (keras_cdseg/recipes.py): 'paper' (the defaults, for GPUs) or 'real-cpu' "
+              "(real CT + MR in about an hour on 2 CPU cores). --config and flags override it.")  # fmt: skip
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="JSON/YAML config; flags override it.")
 @click.option("--steps", type=click.IntRange(min=1), help="Total training steps (paper: 100000).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Slices per replica per step (paper: 6).")
@@ -30,6 +33,10 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--d-learning-rate", type=click.FloatRange(min=0, min_open=True), help="Discriminator Adam lr (1e-3).")
 @click.option("--seed", type=int, help="Fixes weights, split, data order, augmentation (default 0).")
 @click.option("--augment/--no-augment", default=None, help="Rotation/scale/intensity jitter (default on).")
+@click.option("--loss", type=click.Choice(["ce", "ce_dice"]), help="Segmentation loss: ce (paper) or ce_dice (nnU-Net's).")
+@click.option("--lr-schedule", type=click.Choice(["constant", "poly", "cosine"]), help="Learning-rate schedule (constant).")
+@click.option("--sampling", type=click.Choice(["slices", "organs"]), help="Slice sampling: slices (default) or organ-balanced.")
+@click.option("--augmentation", type=click.Choice(["standard", "real"]), help="Augmentation preset (standard).")
 @click.option("--foreground-weight", type=click.FloatRange(min=0, min_open=True), help="Sampling weight of foreground slices.")
 @click.option("--val-every", type=click.IntRange(min=1), help="Steps between validations (default 1000).")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), help="Held-out share per modality (0.2).")
@@ -46,7 +53,7 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Prepared-volume cache (default RUN/cache).")
 @click.option("--verbose", type=click.IntRange(0, 2), default=None, help="Keras progress: 0 silent, 1 bar, 2 line/epoch.")
 @user_errors
-def train(data_dir, out_dir, resume_dir, config_file, cache_dir, verbose, **options):
+def train(data_dir, out_dir, resume_dir, recipe, config_file, cache_dir, verbose, **options):
     """Train a cross-domain segmenter on a dataset directory.
 
     \b
@@ -61,14 +68,14 @@ def train(data_dir, out_dir, resume_dir, config_file, cache_dir, verbose, **opti
     if options.get("modalities") is not None:
         options["modalities"] = tuple(m.strip() for m in options["modalities"].split(",") if m.strip())
     if resume_dir:
-        if out_dir or data_dir or config_file or cache_dir:
-            raise CdsegError("--resume takes the run's own settings; do not combine it with --out/--data/--config")
+        if out_dir or data_dir or config_file or cache_dir or recipe:
+            raise CdsegError("--resume takes the run's own settings; do not combine it with --out/--data/--config/--recipe")
         run_config = cli_config.resumed_run_config(load_run(resume_dir).config, **options)
         run_dir, resume = resume_dir, True
     else:
         if not out_dir:
             raise CdsegError("--out RUN_DIR is required for a new run (or --resume RUN_DIR)")
-        run_config = cli_config.build_run_config(data_dir, config_file, cache_dir, **options)
+        run_config = cli_config.build_run_config(data_dir, config_file, cache_dir, recipe=recipe, **options)
         run_dir, resume = out_dir, False
 
     from keras_cdseg.training.trainer import train as run_training

@@ -131,6 +131,18 @@ class TrainConfig:
         quality_calibration: bool. At the end of training, calibrate the per-scan quality estimate on the
             validation cases and degraded copies of them (RUN/quality.json, docs/quality.md). Studies that
             never predict with the run (the ablation harness) turn it off. Defaults to True.
+        loss: str. Segmentation loss: "ce" (the paper's pixel-wise cross-entropy) or "ce_dice" (cross-entropy
+            plus soft Dice over the foreground classes, as nnU-Net trains). Defaults to "ce".
+        lr_schedule: str. "constant" (the paper's), "poly" (nnU-Net's `lr · (1 − step/steps)^0.9`) or
+            "cosine"; applied to both networks' learning rates over `steps`. Defaults to "constant".
+        sampling: str. How training slices are drawn: "slices" (every slice alike, `foreground_weight`
+            favouring slices with any foreground) or "organs" (every case gets the same share, and within a
+            case a third of the draws are uniform and two thirds go to slices holding each organ in equal
+            parts, so a small organ is seen as often as the liver; modality-blind). Defaults to "slices".
+        augmentation: str. Augmentation preset when `augment` is on: "standard" (rotation ±10°, zoom
+            0.9–1.1, gamma, contrast, brightness) or "real" (wider spatial ranges plus the intensity changes
+            real scans bring: noise, a smooth multiplicative bias field, simulated other CT windows and
+            intensity compression; `keras_cdseg.data.augmentation`). Defaults to "standard".
     """
 
     steps: int = 100000
@@ -153,6 +165,10 @@ class TrainConfig:
     jit_compile: bool = False
     modality_weight: float = 1.0
     quality_calibration: bool = True
+    loss: str = "ce"
+    lr_schedule: str = "constant"
+    sampling: str = "slices"
+    augmentation: str = "standard"
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "val_every", "checkpoint_every", "keep_checkpoints", "val_max_cases"):
@@ -168,6 +184,14 @@ class TrainConfig:
             raise InputError("train config", f"cpu_replicas must be an int >= 0. Received: {self.cpu_replicas}")
         if self.strategy not in ("auto", "default", "mirrored", "multiworker"):
             raise InputError("train config", f"strategy must be auto, default, mirrored or multiworker. Received: {self.strategy!r}")
+        for name, allowed in (
+            ("loss", ("ce", "ce_dice")),
+            ("lr_schedule", ("constant", "poly", "cosine")),
+            ("sampling", ("slices", "organs")),
+            ("augmentation", ("standard", "real")),
+        ):
+            if getattr(self, name) not in allowed:
+                raise InputError("train config", f"{name} must be one of {allowed}. Received: {getattr(self, name)!r}")
         if isinstance(self.modalities, str):
             object.__setattr__(self, "modalities", tuple(m.strip() for m in self.modalities.split(",") if m.strip()))
         if self.modalities is not None:
@@ -184,6 +208,8 @@ class RunConfig:
         model: ModelConfig. `num_classes` is taken from the dataset's labels.
         train: TrainConfig.
         cache_dir: str or None. Prepared-volume cache; None puts it in the run directory.
+        recipe: str or None. Name of the recipe (`keras_cdseg.recipes`) the settings started from; a record
+            only, the three configs hold the resolved values.
     """
 
     data_dir: str
@@ -191,11 +217,13 @@ class RunConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     cache_dir: str | None = None
+    recipe: str | None = None
 
     def to_dict(self):
         return {
             "data_dir": self.data_dir,
             "cache_dir": self.cache_dir,
+            "recipe": self.recipe,
             "data": to_dict(self.data),
             "model": to_dict(self.model),
             "train": to_dict(self.train),
@@ -204,14 +232,17 @@ class RunConfig:
     @classmethod
     def from_dict(cls, values, source="config"):
         values = dict(values)
-        unknown = sorted(set(values) - {"data_dir", "cache_dir", "data", "model", "train"})
+        unknown = sorted(set(values) - {"data_dir", "cache_dir", "recipe", "data", "model", "train"})
         if unknown:
-            raise InputError(source, f"unknown config sections {unknown}; expected data_dir, cache_dir, data, model, train")
+            raise InputError(
+                source, f"unknown config sections {unknown}; expected data_dir, cache_dir, recipe, data, model, train"
+            )
         if not values.get("data_dir"):
             raise InputError(source, "missing data_dir")
         return cls(
             data_dir=str(values["data_dir"]),
             cache_dir=values.get("cache_dir"),
+            recipe=values.get("recipe"),
             data=from_dict(DataConfig, values.get("data", {}), source),
             model=from_dict(ModelConfig, values.get("model", {}), source),
             train=from_dict(TrainConfig, values.get("train", {}), source),

@@ -5,47 +5,15 @@ Training batches are drawn, not iterated: step `n` seeds a numpy generator with 
 augmentation parameters. So a seed fixes every batch, however many map workers run, and nothing but the
 current batch's slices is read from the memory-mapped cache: datasets larger than memory stream.
 
-    step --numpy: sample + read 2T+1 slices (mmap)-- --TF: rotate/scale, gamma/contrast-- --one-hot-- batch
+    step --numpy: sample + read 2T+1 slices (mmap)-- --TF: augmentation (data/augmentation.py)-- --one-hot-- batch
 """
-
-import dataclasses
 
 import numpy as np
 import tensorflow as tf
 
+from keras_cdseg.data.augmentation import IDENTITY_PARAMS, NUM_PARAMS, Augmentation, augment_batch
 from keras_cdseg.data.cache import preparation_settings
 from keras_cdseg.errors import InputError
-
-
-@dataclasses.dataclass(frozen=True)
-class Augmentation:
-    """Random, anatomy-preserving augmentation ranges (uniform; gamma log-uniform). No flips: livers are on the right.
-
-    Args:
-        rotation_deg: float. Rotation in [-rotation_deg, rotation_deg] about the slice centre. Defaults to 10.
-        scale_range: (float, float). Zoom factor range. Defaults to (0.9, 1.1).
-        gamma_range: (float, float). Intensity gamma `x ** gamma` range. Defaults to (0.7, 1.5).
-        contrast_range: (float, float). Multiplier range applied after gamma. Defaults to (0.9, 1.1).
-        brightness_range: (float, float). Offset range added last. Defaults to (-0.1, 0.1).
-    """
-
-    rotation_deg: float = 10.0
-    scale_range: tuple = (0.9, 1.1)
-    gamma_range: tuple = (0.7, 1.5)
-    contrast_range: tuple = (0.9, 1.1)
-    brightness_range: tuple = (-0.1, 0.1)
-
-    def sample(self, rng, num_samples):
-        """float32 `[num_samples, 5]`: angle (rad), scale, gamma, contrast, brightness."""
-        angle = np.deg2rad(rng.uniform(-self.rotation_deg, self.rotation_deg, num_samples))
-        scale = rng.uniform(*self.scale_range, num_samples)
-        gamma = np.exp(rng.uniform(*np.log(self.gamma_range), num_samples))
-        contrast = rng.uniform(*self.contrast_range, num_samples)
-        brightness = rng.uniform(*self.brightness_range, num_samples)
-        return np.stack([angle, scale, gamma, contrast, brightness], axis=1).astype(np.float32)
-
-
-NO_AUGMENTATION_PARAMS = (0.0, 1.0, 1.0, 1.0, 0.0)
 
 
 def split_cases(cases, val_fraction, seed):
@@ -90,6 +58,7 @@ def make_training_dataset(
     balance_modalities=False,
     start_step=0,
     modality_names=None,
+    sampling="slices",
 ):
     """Infinite batches `(x [B, H, W, 2T+1] float32, y [B, H, W, C] float32 one-hot)` for training.
 
@@ -100,7 +69,8 @@ def make_training_dataset(
             `context` (T) sets the number of channels.
         batch_size: int. Defaults to 6 (the paper's).
         seed: int. Same seed, same batches. Defaults to 0.
-        augment: bool or `Augmentation`. True uses `Augmentation()`. Defaults to True.
+        augment: bool or `Augmentation` (`keras_cdseg.data.augmentation`). True uses `Augmentation()`.
+            Defaults to True.
         num_classes: int or None (the cache's `max(labels) + 1`).
         foreground_weight: float. Sampling weight of slices with foreground relative to slices without:
             1 samples every slice equally, 4 shows foreground slices 4× as often. Defaults to 1.
@@ -108,6 +78,10 @@ def make_training_dataset(
             slice counts alike, so the modality with more slices dominates). Defaults to False.
         start_step: int. Index of the first batch. A run resumed at step n passes n and continues the
             exact batch sequence of an uninterrupted run. Defaults to 0.
+        sampling: str. "slices": slices drawn by `foreground_weight` (and `balance_modalities`); "organs":
+            every case gets the same share of draws, and within a case 1/3 go to any slice and 2/3 to the
+            slices holding each foreground class in equal parts, so a small organ is drawn as often as a
+            large one. Uses no modality. Defaults to "slices".
         modality_names: sequence of str or None. Only for models allowed to see the modality during
             training (the Cond-DCN baseline): batches become `(x, {"segmentation": y, "modality": m})` with
             `m` the one-hot index of each slice's case modality in this list. None (the default) keeps the
@@ -115,7 +89,12 @@ def make_training_dataset(
     """
     config, case_ids, num_classes = _check_inputs(cache, cases, config, num_classes, need_labels=True)
     augmentation = Augmentation() if augment is True else (augment or None)
-    slots_case, slots_slice, weights = _sampling_table(cache, case_ids, foreground_weight, balance_modalities)
+    if sampling == "organs":
+        slots_case, slots_slice, weights = _organ_sampling_table(cache, case_ids, num_classes)
+    elif sampling == "slices":
+        slots_case, slots_slice, weights = _sampling_table(cache, case_ids, foreground_weight, balance_modalities)
+    else:
+        raise InputError("sampling", f"must be 'slices' or 'organs'. Received: {sampling!r}")
     cumulative = np.cumsum(weights)
     reader = _SliceReader(cache, case_ids, config.context)
 
@@ -130,7 +109,7 @@ def make_training_dataset(
         if augmentation:
             params = augmentation.sample(rng, batch_size)
         else:
-            params = np.tile(NO_AUGMENTATION_PARAMS, (batch_size, 1))
+            params = np.tile(IDENTITY_PARAMS, (batch_size, 1))
         return image, label, params.astype(np.float32)
 
     case_modality = _modality_indices(cache, case_ids, modality_names)
@@ -149,11 +128,18 @@ def make_training_dataset(
         load_all, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
     if augmentation:
-        dataset = dataset.map(
-            lambda x, y, params, *modality: (*_augment(x, y, params), *modality),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
+        with_noise = augmentation.noise_probability > 0
+        seed32 = int(seed) & 0x7FFFFFFF
+
+        def augment(step, batch):
+            x, y, params, *modality = batch
+            noise_seed = tf.stack([tf.constant(seed32, tf.int64), step]) if with_noise else None
+            return (*augment_batch(x, y, params, noise_seed), *modality)
+
+        steps = tf.data.Dataset.counter(start=int(start_step))
+        dataset = tf.data.Dataset.zip(steps, dataset).map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    else:
+        dataset = dataset.map(lambda x, y, params, *modality: (x, y, *modality))
 
     def targets(x, y, *rest):
         y = tf.one_hot(tf.cast(y, tf.int32), num_classes, dtype=tf.float32)
@@ -192,7 +178,7 @@ def make_eval_dataset(cache, cases, config=None, batch_size=6, num_classes=None,
 
     def load(case_indices, slice_indices):
         image, label = reader.read(case_indices, slice_indices, with_labels=with_labels)
-        return image, label, np.zeros((len(case_indices), 5), np.float32)
+        return image, label, np.zeros((len(case_indices), NUM_PARAMS), np.float32)
 
     dataset = tf.data.Dataset.from_tensor_slices((slots[:, 0], slots[:, 1])).batch(batch_size)
     dataset = dataset.map(
@@ -251,6 +237,21 @@ def _sampling_table(cache, case_ids, foreground_weight, balance_modalities):
     return np.concatenate(slots_case), np.concatenate(slots_slice), weights
 
 
+def _organ_sampling_table(cache, case_ids, num_classes):
+    slots_case, slots_slice, weights = [], [], []
+    for i, case_id in enumerate(case_ids):
+        label = cache.label(case_id)
+        num_slices = label.shape[0]
+        present = np.stack([(label == c).any(axis=(1, 2)) for c in range(1, num_classes)], axis=1)  # [S, C-1]
+        organs = [present[:, c] / present[:, c].sum() for c in range(present.shape[1]) if present[:, c].any()]
+        uniform = np.full(num_slices, 1.0 / num_slices)
+        case_weights = uniform / 3 + (2 / 3) * np.mean(organs, axis=0) if organs else uniform
+        slots_case.append(np.full(num_slices, i))
+        slots_slice.append(np.arange(num_slices))
+        weights.append(case_weights / len(case_ids))
+    return np.concatenate(slots_case), np.concatenate(slots_slice), np.concatenate(weights)
+
+
 class _SliceReader:
     """Copies 2T+1-slice stacks (edges replicated) and label slices out of the memory-mapped cache."""
 
@@ -282,48 +283,5 @@ def _numpy_batch(load, inputs, batch_size, config, with_params):
     # Channels last for the model; the cache stores slice-first so each slab read is one contiguous copy.
     image = tf.ensure_shape(tf.transpose(image, [0, 2, 3, 1]), [batch_size, size, size, config.num_channels])
     label = tf.ensure_shape(label, [batch_size, size, size])
-    params = tf.ensure_shape(params, [batch_size, 5])
+    params = tf.ensure_shape(params, [batch_size, NUM_PARAMS])
     return (image, label, params) if with_params else (image, label)
-
-
-def _augment(image, label, params):
-    angle, scale, gamma, contrast, brightness = tf.unstack(params, axis=1)
-    height, width = tf.shape(image)[1], tf.shape(image)[2]
-    transforms = _rotation_scale_transforms(angle, scale, tf.cast(height, tf.float32), tf.cast(width, tf.float32))
-
-    def warp(values, interpolation):
-        return tf.raw_ops.ImageProjectiveTransformV3(
-            images=values,
-            transforms=transforms,
-            output_shape=tf.stack([height, width]),
-            fill_value=0.0,
-            interpolation=interpolation,
-            fill_mode="CONSTANT",
-        )
-
-    image = warp(image, "BILINEAR")
-    label = warp(label[..., None], "NEAREST")[..., 0]
-    # x ** gamma as exp(gamma · log x): Eigen vectorises exp/log but not pow (5× faster); log 0 = -inf → 0.
-    image = tf.exp(tf.math.log(tf.clip_by_value(image, 0.0, 1.0)) * gamma[:, None, None, None])
-    image = image * contrast[:, None, None, None] + brightness[:, None, None, None]
-    return image, label, params
-
-
-def _rotation_scale_transforms(angle, scale, height, width):
-    # ImageProjectiveTransform maps output (col, row) to input: input = A (output - centre) + centre.
-    cos, sin = tf.cos(angle) / scale, tf.sin(angle) / scale
-    centre_x, centre_y = (width - 1) / 2, (height - 1) / 2
-    zeros = tf.zeros_like(angle)
-    return tf.stack(
-        [
-            cos,
-            -sin,
-            centre_x - cos * centre_x + sin * centre_y,
-            sin,
-            cos,
-            centre_y - sin * centre_x - cos * centre_y,
-            zeros,
-            zeros,
-        ],
-        axis=1,
-    )

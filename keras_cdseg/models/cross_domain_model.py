@@ -59,6 +59,7 @@ class CrossDomainModel(backend_train_step(), keras.Model):
         num_classes = generator.output_shape[-1]
         self.class_names = list(class_names) if class_names else [f"class{i}" for i in range(num_classes)]
         self.adversarial_weight = 0.0
+        self.seg_loss = "ce"
         self.seg_loss_tracker = keras.metrics.Mean(name="seg_loss")
         self.g_adv_loss_tracker = keras.metrics.Mean(name="g_adv_loss")
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
@@ -73,9 +74,12 @@ class CrossDomainModel(backend_train_step(), keras.Model):
     def call(self, inputs, training=None):
         return self.generator(inputs, training=training)
 
-    def compile(self, g_optimizer=None, d_optimizer=None, adversarial_weight=1e-3, **kwargs):
+    def compile(self, g_optimizer=None, d_optimizer=None, adversarial_weight=1e-3, seg_loss="ce", **kwargs):
         if adversarial_weight < 0:
             raise ValueError(f"`adversarial_weight` must be >= 0. Received: adversarial_weight={adversarial_weight}")
+        if seg_loss not in losses.SEGMENTATION_LOSSES:
+            raise ValueError(f"`seg_loss` must be one of {losses.SEGMENTATION_LOSSES}. Received: seg_loss={seg_loss!r}")
+        self.seg_loss = seg_loss
         g_optimizer = g_optimizer if g_optimizer is not None else keras.optimizers.Adam(1e-3)
         # Keras tracks (and, under mixed_float16, loss-scales) `optimizer`: that is the generator's.
         super().compile(optimizer=g_optimizer, **kwargs)
@@ -146,7 +150,7 @@ class CrossDomainModel(backend_train_step(), keras.Model):
         return {}
 
     def _seg_per_example(self, y, y_pred, sample_weight):
-        return _weighted(losses.segmentation_cross_entropy(y, y_pred), sample_weight)
+        return _weighted(losses.segmentation_loss(y, y_pred, self.seg_loss), sample_weight)
 
     def _generator_loss(self, seg_per_example, adv_per_example, model_losses, global_batch, num_replicas):
         """`sum(CE) / B + w · sum(BCE(D(x ⊕ ŷ), 1)) / B + model losses / replicas` (B = global batch)."""
@@ -211,13 +215,15 @@ class CrossDomainModel(backend_train_step(), keras.Model):
             "g_optimizer": keras.saving.serialize_keras_object(_unwrap(self.g_optimizer)),
             "d_optimizer": keras.saving.serialize_keras_object(_unwrap(self.d_optimizer)) if self.d_optimizer else None,
             "adversarial_weight": self.adversarial_weight,
+            "seg_loss": self.seg_loss,
         }
 
     def compile_from_config(self, config):
         g_optimizer = keras.saving.deserialize_keras_object(config["g_optimizer"])
         d_optimizer = config.get("d_optimizer")
         d_optimizer = keras.saving.deserialize_keras_object(d_optimizer) if d_optimizer else None
-        self.compile(g_optimizer, d_optimizer, adversarial_weight=config["adversarial_weight"])
+        self.compile(g_optimizer, d_optimizer, adversarial_weight=config["adversarial_weight"],
+                     seg_loss=config.get("seg_loss", "ce"))  # fmt: skip
 
 
 def _weighted(per_example, sample_weight):

@@ -1,4 +1,4 @@
-"""Turning `cdseg train` options into a `RunConfig`: defaults < --config file < command-line flags."""
+"""Turning `cdseg train` options into a `RunConfig`: defaults < --recipe < --config file < command-line flags."""
 
 import dataclasses
 import json
@@ -6,6 +6,7 @@ from pathlib import Path
 
 from keras_cdseg.config import DataConfig, ModelConfig, RunConfig, TrainConfig, from_dict, load_json
 from keras_cdseg.errors import InputError
+from keras_cdseg.recipes import recipe_values
 
 # option name (as the Click parameter) -> (config section, field)
 OPTION_FIELDS = {
@@ -40,10 +41,15 @@ def read_config_file(path):
     return values.get("run", values)  # accept a run directory's config.json as it is
 
 
-def build_run_config(data_dir=None, config_file=None, cache_dir=None, **options):
-    """`RunConfig` from an optional config file overridden by the non-None options."""
+def build_run_config(data_dir=None, config_file=None, cache_dir=None, recipe=None, **options):
+    """`RunConfig` from a recipe, overridden by an optional config file, overridden by the non-None options.
+
+    A config file may name its own recipe (`"recipe": "real-cpu"`); `recipe` given here wins.
+    """
     values = read_config_file(config_file) if config_file else {}
-    sections = {name: dict(values.get(name, {})) for name in ("data", "model", "train")}
+    recipe = recipe or values.get("recipe")
+    base = recipe_values(recipe) if recipe else {}
+    sections = {name: {**base.get(name, {}), **values.get(name, {})} for name in ("data", "model", "train")}
     for option, value in options.items():
         if value is None:
             continue
@@ -56,6 +62,7 @@ def build_run_config(data_dir=None, config_file=None, cache_dir=None, **options)
         raise InputError("--data", "a dataset directory is required (or data_dir in --config)")
     source = config_file or "command line"
     return RunConfig(
+        recipe=recipe,
         data_dir=str(Path(data_dir).resolve()),
         cache_dir=str(Path(cache_dir).resolve()) if cache_dir else values.get("cache_dir"),
         data=from_dict(DataConfig, sections["data"], source),

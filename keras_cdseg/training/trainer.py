@@ -18,6 +18,7 @@ import keras
 import tensorflow as tf
 
 from keras_cdseg import __version__
+from keras_cdseg.data.augmentation import augmentation_preset
 from keras_cdseg.data.pipeline import make_training_dataset
 from keras_cdseg.distribute import KerasDistribution, make_strategy, needs_synchronized_batch_norm
 from keras_cdseg.errors import InputError, TrainingError
@@ -84,10 +85,15 @@ def build_model(run_config, num_classes, class_names, synchronized, modality_nam
     discriminator = None
     if train_config.adversarial_weight > 0:
         discriminator = build_discriminator(norm=model_config.norm or "batch", synchronized=synchronized)
-    optimizers = (keras.optimizers.Adam(train_config.learning_rate), keras.optimizers.Adam(train_config.d_learning_rate))
+    optimizers = (
+        keras.optimizers.Adam(learning_rate_schedule(train_config.learning_rate, train_config)),
+        keras.optimizers.Adam(learning_rate_schedule(train_config.d_learning_rate, train_config)),
+    )
     # JAX always compiles the step (un-jitted, it would run op by op); --jit-compile is TensorFlow's choice.
     jit_compile = train_config.jit_compile or keras.backend.backend() == "jax"
-    compile_kwargs = dict(adversarial_weight=train_config.adversarial_weight, jit_compile=jit_compile)
+    compile_kwargs = dict(
+        adversarial_weight=train_config.adversarial_weight, seg_loss=train_config.loss, jit_compile=jit_compile
+    )
     if model_config.architecture == "conditional":
         from keras_cdseg.models.conditional_domain_model import ConditionalDomainModel
 
@@ -97,6 +103,19 @@ def build_model(run_config, num_classes, class_names, synchronized, modality_nam
         model = CrossDomainModel(generator, discriminator, class_names=class_names)
         model.compile(*optimizers, **compile_kwargs)
     return model
+
+
+def learning_rate_schedule(learning_rate, train_config):
+    """The learning rate of `train_config.lr_schedule` over `train_config.steps` (a float when constant).
+
+    Built-in Keras schedules keep the optimizer serializable; they read the optimizer's own iteration
+    counter, which checkpoints restore, so a resumed run continues on the same curve.
+    """
+    if train_config.lr_schedule == "poly":
+        return keras.optimizers.schedules.PolynomialDecay(learning_rate, train_config.steps, 0.0, power=0.9)
+    if train_config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(learning_rate, train_config.steps, alpha=0.0)
+    return learning_rate
 
 
 def training_modalities(run_config, data):
@@ -192,9 +211,10 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
                 run_config.data,
                 batch_size=global_batch,
                 seed=train_config.seed,
-                augment=train_config.augment,
+                augment=augmentation_preset(train_config.augmentation) if train_config.augment else False,
                 num_classes=data.num_classes,
                 foreground_weight=train_config.foreground_weight,
+                sampling=train_config.sampling,
                 start_step=control.step,
                 modality_names=modality_names,
             )
