@@ -15,7 +15,8 @@ from cdseg.errors import user_errors
                    "in .nii.gz or .nii (statistics in <name>.json beside it).")
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=None,
               help="Run directory, .keras file, exported version directory, saved_models/<name> or .tflite. "
-                   "Default: the highest version under ./saved_models/*/ (TF Serving's rule).")
+                   "Default: $CDSEG_MODEL, else the highest version under ./saved_models/*/ (TF Serving's "
+                   "rule), else the model bundled with keras_cdseg (`cdseg models` lists them).")
 @click.option("--probabilities", is_flag=True,
               help="Also write <case>_probabilities.nii.gz (uint8 [X, Y, Z, C], scale 1/255).")
 @click.option("--no-postprocess", is_flag=True, help="Keep every predicted island (no largest-component step).")
@@ -49,7 +50,8 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
     """
     from keras_cdseg.deploy.inputs import discover_inputs
     from keras_cdseg.deploy.predict import is_file_output, predict_cases
-    from keras_cdseg.inference.predictors import default_model_path, load_predictor
+    from keras_cdseg.inference.predictors import load_predictor
+    from keras_cdseg.model_resolution import resolve_model
 
     from keras_cdseg.deploy.predict import check_output
 
@@ -59,10 +61,10 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
         from keras_cdseg.deploy.predict import check_dicom_seg_inputs
 
         check_dicom_seg_inputs(cases)
-    if model_path is None:
-        model_path = default_model_path(Path("saved_models"))
-        click.echo(f"Model: {model_path} (highest version under saved_models/)")
+    choice = resolve_model(model_path)
+    model_path = choice.path
     predictor = load_predictor(model_path)
+    click.echo(f"Model: {choice.describe()}")
     if predictor.card.uses_default_preprocessing:
         click.echo(f"Warning: {model_path} has no run config beside it; using default preprocessing.", err=True)
 
@@ -74,7 +76,7 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
     results = predict_cases(inputs, out_dir, predictor, postprocess=not no_postprocess, probabilities=probabilities,
                             preview=preview, overwrite=overwrite, batch_size=batch_size, on_case=report,
                             dicom_seg=dicom_seg, quality=not no_quality,
-                            quality_perturbations=quality_perturbations)  # fmt: skip
+                            quality_perturbations=quality_perturbations, model_choice=choice)  # fmt: skip
     if is_file_output(out_dir):
         click.echo(f"Wrote {out_dir}")
     else:

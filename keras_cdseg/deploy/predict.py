@@ -97,7 +97,7 @@ def check_dicom_seg_inputs(cases):
 
 def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=False, preview=False,
                   overwrite=False, batch_size=16, on_case=None, dicom_seg=False, quality=True,
-                  quality_perturbations=False):
+                  quality_perturbations=False, model_choice=None):
     """Segments every input and writes the outputs described in the module docstring.
 
     Args:
@@ -116,6 +116,8 @@ def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=Fa
         quality: bool. Add each case's `quality` record (estimated Dice, failure probability, signals,
             flags; `keras_cdseg.inference.quality`, docs/quality.md). Defaults to True.
         quality_perturbations: bool. Also measure agreement under perturbation (3 extra passes per case).
+        model_choice: `keras_cdseg.model_resolution.ModelChoice` or None. Recorded per case as
+            `model_source` (which rule chose the model: --model, CDSEG_MODEL, saved_models/, bundled).
 
     Returns:
         The list of per-case statistics dicts (as written to `statistics.json`).
@@ -152,6 +154,8 @@ def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=Fa
             staged = output_paths(case.case_id, staging, probabilities, preview, labels_name, dicom_seg)
             stats = _predict_case(case, staged, predictor, largest, batch_size, quality_tools)
             stats["outputs"] = {role: str(path) for role, path in planned[case.case_id].items()}
+            if model_choice is not None:
+                stats["model_source"] = model_choice.record()
             results.append(stats)
             if on_case is not None:
                 on_case(stats)

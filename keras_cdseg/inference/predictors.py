@@ -1,11 +1,10 @@
-"""One `Predictor` interface over every kind of trained model, and the rule for finding the default model.
+"""One `Predictor` interface over every kind of trained model (the default model: `keras_cdseg.model_resolution`).
 
     load_predictor(path)            a run directory      -> its best generator (.keras), config.json
                                     a .keras file        -> that generator, config.json of its run if any
                                     a version directory  -> SavedModel `serving_default`, model.json
                                     saved_models/<name>  -> its highest version (what TF Serving serves)
                                     a .tflite file       -> LiteRT interpreter, model.json beside it
-    default_model_path(root)        highest integer version under root/*/ (TF Serving's rule)
 
 Every predictor is a callable `slices [N, H, W, 2T+1] float32 -> probabilities [N, H, W, C] float32` with a
 `card` (`keras_cdseg.model_card.ModelCard`) saying how volumes must be prepared for it, so every kind goes through
@@ -218,28 +217,3 @@ def load_predictor(path):
         return TFLitePredictor(path)
     raise InputError(path, "not a model: expected a run directory, an exported version directory, "
                            "a .keras or a .tflite file")  # fmt: skip
-
-
-def default_model_path(root="saved_models"):
-    """The highest integer version under `root/*/` that holds a SavedModel (TF Serving's choice).
-
-    Raises:
-        InputError: no exported version under `root`, or the highest version number exists for several
-            model names (ambiguous; pass --model).
-    """
-    root = Path(root)
-    candidates = []
-    if root.is_dir():
-        for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            versions = [v for v in list_versions(model_dir) if (model_dir / str(v) / "saved_model.pb").is_file()]
-            if versions:
-                candidates.append((versions[-1], model_dir / str(versions[-1])))
-    if not candidates:
-        raise InputError(root, "no exported model (<name>/<version>/ with a SavedModel); "
-                               "run `cdseg export` or pass --model")  # fmt: skip
-    best = max(version for version, _ in candidates)
-    chosen = [path for version, path in candidates if version == best]
-    if len(chosen) > 1:
-        names = ", ".join(str(p.parent.name) for p in chosen)
-        raise InputError(root, f"version {best} exists for several models ({names}); choose one with --model")
-    return chosen[0]

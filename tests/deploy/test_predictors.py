@@ -14,9 +14,9 @@ from keras_cdseg.inference.predictors import (
     KerasPredictor,
     SavedModelPredictor,
     TFLitePredictor,
-    default_model_path,
     load_predictor,
 )
+from keras_cdseg.model_resolution import default_model_path
 
 
 @pytest.fixture(scope="module")
