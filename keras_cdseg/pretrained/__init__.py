@@ -88,3 +88,13 @@ def verify_bundle(bundle):
     expected = bundle.record.get("files") or {}
     found = model_files(bundle.path)
     return sorted(name for name in set(expected) | set(found) if expected.get(name) != found.get(name))
+
+
+def bundle_summary(root=PRETRAINED_DIR):
+    """What `cdseg info` prints about the bundled model: name, version, checksum; None without one."""
+    bundle = bundled_model(root)
+    if bundle is None:
+        return None
+    return {"name": bundle.name, "version": bundle.version, "sha256": bundle.sha256, "format": bundle.model_format,
+            "weights_dtype": bundle.record.get("weights_dtype"), "placeholder": bundle.placeholder,
+            "path": str(bundle.path)}  # fmt: skip
