@@ -62,7 +62,7 @@ def test_duplicate_case_and_missing_directory(tmp_path):
     _save(tmp_path / "ref" / "a.nii", _labels())
     with pytest.raises(InputError, match="two reference files for case 'a'"):
         files.find_nifti_files(tmp_path / "ref", "reference")
-    with pytest.raises(InputError, match="prediction directory not found"):
+    with pytest.raises(InputError, match="prediction file or folder not found"):
         files.find_nifti_files(tmp_path / "nope", "prediction")
 
 
