@@ -122,7 +122,10 @@ def discover_chaos_cases(src, sequences=DEFAULT_SEQUENCES, modality=None):
     if contradicted:
         raise InputError(src, f"CHAOS scans of modality {'/'.join(contradicted)} selected by --sequences; --modality {modality} contradicts it")
     return [
-        SourceCase(s.case_id, "training" if s.ground_dir else "test", s.modality, s.dicom_dir, s.ground_dir, _converter(s))
+        SourceCase(
+            s.case_id, "training" if s.ground_dir else "test", s.modality, s.dicom_dir, s.ground_dir, _converter(s),
+            remaps_while_writing=True,
+        )
         for s in scans
     ]
 

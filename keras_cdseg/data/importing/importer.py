@@ -135,10 +135,11 @@ def _import_case(case, tmp, lut, labels, empty_labels):
         image_out.parent.mkdir(exist_ok=True)
         if label_out is not None:
             label_out.parent.mkdir(exist_ok=True)
-        convert_warnings = case.convert(image_out, label_out, lut)
+        convert_warnings = case.convert(image_out, label_out, lut if case.remaps_while_writing else None)
     except InputError as e:
         return None, [str(e)]
-    check = check_written_case(dataset.Case(case.case_id, image_out, label_out, case.modality), labels, empty_labels)
+    written = dataset.Case(case.case_id, image_out, label_out, case.modality)
+    check = check_written_case(written, labels, empty_labels, lut=None if case.remaps_while_writing else lut)
     return dataclasses.replace(check, warnings=(*convert_warnings, *check.warnings)), list(check.problems)
 
 

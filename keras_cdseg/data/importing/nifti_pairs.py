@@ -1,17 +1,15 @@
 """NIfTI image/label pairs: `images/` + `labels/` folders, nnU-Net raw folders, BTCV's `img/` + `label/`, flat
 `<case>_seg` files.
 
-Files are copied byte for byte (their headers, oblique affines and scl_slope included) unless their labels are
-really changed by a remapping.
+Files are copied byte for byte (their headers, oblique affines and scl_slope included); a label map is rewritten
+only when a remapping really changes its values (see `importer`).
 """
 
 import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
-from keras_cdseg.data import dataset, nifti_io
+from keras_cdseg.data import dataset
 from keras_cdseg.data.importing.source_case import SourceCase
 from keras_cdseg.data.nifti_io import NIFTI_SUFFIXES, case_name
 from keras_cdseg.errors import InputError
@@ -123,24 +121,13 @@ def _suffix(path):
 
 
 def nifti_case(case_id, split, modality, image, label):
-    """A `SourceCase` that copies its NIfTI files, re-encoding the label map only when a remapping changes it."""
+    """A `SourceCase` that copies its NIfTI files byte for byte: the header (oblique affine, scl_slope, ...) stays
+    exactly as the source. A label remapping is left to the importer, which needs the values first."""
 
     def convert(image_out, label_out, lut):
-        # Copied byte for byte: the header (oblique affine, scl_slope, ...) stays exactly as the source.
         shutil.copyfile(image, image_out)
-        if label is None:
-            return []
-        if lut is None:
+        if label is not None:
             shutil.copyfile(label, label_out)
-            return []
-        volume = nifti_io.load_label(label)
-        remapped = lut[volume.data]
-        if np.array_equal(remapped, volume.data):
-            # An identity on the values present (e.g. --labels liver=1,spleen=2 on maps already numbered so):
-            # copy rather than re-encode, which keeps the file exact and skips the slow gzip compression.
-            shutil.copyfile(label, label_out)
-        else:
-            nifti_io.save_like(remapped, volume, label_out, dtype=np.uint8)
         return []
 
     return SourceCase(case_id, split, modality, image, label, convert, _suffix(image), _suffix(label) if label else ".nii.gz")

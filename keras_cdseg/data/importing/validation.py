@@ -1,6 +1,11 @@
 """Checks shared by every source format: the destination, case ids across sources, each written case."""
 
-from keras_cdseg.data import dataset
+import dataclasses
+
+import nibabel as nib
+import numpy as np
+
+from keras_cdseg.data import dataset, nifti_io
 from keras_cdseg.errors import InputError
 
 # Validation of a source whose labels are unknown: every value is declared, the label map's values are counted.
@@ -61,6 +66,44 @@ def case_id_clashes(cases):
     return kept, problems
 
 
-def check_written_case(case, labels, empty_labels):
-    """Validates one case as written (reads image and label map once) and counts its label values."""
-    return dataset.validate_case(case, labels if labels is not None else ANY_LABEL, empty_labels=empty_labels)
+def check_written_case(case, labels, empty_labels, lut=None):
+    """Validates one case as written (image and label map read once) and counts its label values.
+
+    Args:
+        case: dataset.Case, the files in the new dataset directory.
+        labels: dict or None. The dataset's labels (None: unknown yet, every value is accepted).
+        empty_labels: "warn", "error" or "ignore".
+        lut: uint8[256] or None. A remapping still to apply to the written label map (copied as the source
+            holds it): values the lookup table leaves alone keep the copied file as it is, so the common case
+            of a renaming without renumbering costs no decoding and no gzip compression.
+
+    Returns:
+        A `dataset.CaseCheck` of the case as it ends up (label voxels counted after the remapping).
+    """
+    if lut is None or case.label is None:
+        return dataset.validate_case(case, labels if labels is not None else ANY_LABEL, empty_labels=empty_labels)
+    # Source values that the remapping drops are fine; what it keeps is declared by construction.
+    check = dataset.validate_case(case, ANY_LABEL, empty_labels="ignore")
+    if check.problems:
+        return check
+    label_voxels = {}
+    for value, count in check.label_voxels.items():
+        label_voxels[int(lut[value])] = label_voxels.get(int(lut[value]), 0) + count
+    if any(int(lut[value]) != value for value in check.label_voxels):
+        _remap_file(case.label, lut)
+    problems, warnings = list(check.problems), list(check.warnings)
+    if not set(label_voxels) - {0}:
+        message = f"label {case.label.name}: label map is empty (background only)"
+        if set(check.label_voxels) - {0}:
+            message += f" after --labels: none of the source values {np.flatnonzero(lut).tolist()}"
+        {"warn": warnings, "error": problems, "ignore": []}[empty_labels].append(message)
+    return dataclasses.replace(check, problems=tuple(problems), warnings=tuple(warnings), label_voxels=dict(sorted(label_voxels.items())))
+
+
+def _remap_file(path, lut):
+    # The map was validated a moment ago (integers 0..255, 3D): decode it without repeating those checks.
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj)
+    data = data.reshape(data.shape[:3])
+    volume = nifti_io.Volume(data=data, affine=np.asarray(img.affine, dtype=np.float64), header=img.header, path=path)
+    nifti_io.save_like(lut[data.astype(np.uint8)], volume, path, dtype=np.uint8)
