@@ -211,3 +211,21 @@ def test_split_cases_by_case_and_stratified_by_modality():
     assert sorted(c.modality for c in tiny_val) == ["CT", "MR"] and len(tiny_train) == 2
     with pytest.raises(InputError):
         split_cases(cases, 1.0, seed=0)
+
+
+def test_organ_sampling_gives_every_case_the_same_share_and_favours_small_organs(cache):
+    dataset = make_training_dataset(cache, cache.case_ids, CONFIG, batch_size=64, seed=0, augment=False,
+                                    sampling="organs")  # fmt: skip
+    y = np.concatenate([y for _, y in _batches(dataset, 4)])
+    marker = np.mean(y[..., 2].reshape(len(y), -1).max(axis=1) > 0)
+    # The marker is on the same slices as the liver here, so both get their 2/3 plus the uniform third's share.
+    natural = sum(sum(n > 0 for n in cache.entry(c).foreground_pixels) for c in cache.case_ids)
+    natural /= sum(cache.entry(c).num_slices for c in cache.case_ids)
+    assert marker > natural + 0.1
+    from keras_cdseg.data.pipeline import _organ_sampling_table
+
+    slots_case, _, weights = _organ_sampling_table(cache, cache.case_ids, 3)
+    shares = [weights[slots_case == i].sum() for i in range(len(cache.case_ids))]
+    np.testing.assert_allclose(shares, 1 / len(cache.case_ids))  # a 3-slice case weighs as much as a 6-slice one
+    with pytest.raises(InputError, match="sampling"):
+        make_training_dataset(cache, cache.case_ids, CONFIG, sampling="balanced")
