@@ -197,7 +197,9 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
     if "preview" in staged:
         from keras_cdseg.deploy.preview import save_preview
 
-        save_preview(staged["preview"], volume.data, prediction.labels, volume.affine, card.class_names, case.case_id)
+        quality = estimator.estimate(signals, unavailable) if quality_tools is not None else None  # for the caption
+        save_preview(staged["preview"], volume.data, prediction.labels, volume.affine, card.class_names, case.case_id,
+                     quality=quality)  # fmt: skip
     if "dicom_seg" in staged:
         from keras_cdseg.deploy.dicom_seg import write_dicom_seg
 

@@ -100,7 +100,7 @@ def test_probability_maps_are_small_and_read_back_as_probabilities(tmp_path, sca
 def test_preview_png_shows_three_planes(tmp_path, scans):
     predict_cases([scans[0][0]], tmp_path / "out", _predictor(), preview=True)
     rgb = np.asarray(Image.open(tmp_path / "out" / "case_0_preview.png").convert("RGB"))
-    assert rgb.shape[0] == 256 + 28 and rgb.shape[1] > 3 * 100
+    assert rgb.shape[1] > 3 * 100 and rgb.shape[0] > 100
     assert np.count_nonzero(np.all(rgb == (255, 60, 60), axis=-1)) > 50  # liver contour drawn
 
 
