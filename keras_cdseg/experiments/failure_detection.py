@@ -131,7 +131,7 @@ def run_failure_detection(out_dir, settings=FailureSettings(), log=None, verbose
         "flags": {"all": flag_summary(rows),
                   **{name: flag_summary([r for r in rows if keep(r)]) for name, keep in CORPORA.items()}},
         "real_ct": [{k: r[k] for k in ("model", "case_id", "dice", "estimated_dice_default",
-                                       "failure_probability_default", "flagged", "flags")}
+                                       "failure_probability_default", "verdict", "flagged", "flags")}
                     for r in rows if r["group"].startswith("real")],
         "timings_s": {**timings, "total_s": round(time.perf_counter() - started, 1)},
     }  # fmt: skip
@@ -205,7 +205,8 @@ def score_model(run_dir, name, modalities, index, settings, log):
             "estimated_dice": quality["estimated_dice"], "failure_probability": quality["failure_probability"],
             "estimated_dice_default": default["estimated_dice"],
             "failure_probability_default": default["failure_probability"],
-            "flags": default["flags"], "flagged": default["flagged"], "signals": quality["signals"],
+            "flags": default["flags"], "flagged": default["flagged"], "verdict": default["verdict"],
+            "signals": quality["signals"],
             "per_signal": per_signal,
         })  # fmt: skip
         log(f"{name} {case_id} ({group}): Dice {dice:.3f}, estimated {quality['estimated_dice']:.3f}, "
@@ -223,9 +224,15 @@ WELL_SEGMENTED_DICE = 0.7
 
 
 def flag_summary(rows):
-    """How the flags of the default estimate split `rows`: flagged among failures, badly wrong, good, well."""
+    """How the default estimate splits `rows` (failures, badly wrong, good, well segmented): the number flagged
+    (verdict `fail`) and the verdict counts (`ok` / `review` / `fail`, see `inference.quality.triage`)."""
+    from keras_cdseg.inference.quality.triage import verdict_counts
+
     def count(selected):
-        return {"scans": len(selected), "flagged": int(sum(r["flagged"] for r in selected))}
+        counts = {"scans": len(selected), "flagged": int(sum(r["flagged"] for r in selected))}
+        if all("verdict" in r for r in selected):
+            counts["verdicts"] = verdict_counts(r["verdict"] for r in selected)
+        return counts
 
     return {
         f"badly_wrong (Dice < {BADLY_WRONG_DICE})": count([r for r in rows if r["dice"] < BADLY_WRONG_DICE]),

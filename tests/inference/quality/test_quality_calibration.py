@@ -105,11 +105,14 @@ def test_auroc_aurc_and_risk_coverage_on_hand_computed_cases():
     assert aurc([0.9, 0.1, 0.5], [0.0, 1.0, 0.5]) == pytest.approx(0.25)
 
 
-def test_flag_summary_splits_flags_by_measured_dice():
-    rows = [{"dice": d, "flagged": f} for d, f in ((0.0, True), (0.2, False), (0.45, True), (0.6, True), (0.8, False),
-                                                   (0.9, False))]  # fmt: skip
+def test_flag_summary_splits_flags_and_verdicts_by_measured_dice():
+    cases = ((0.0, "fail"), (0.2, "review"), (0.45, "fail"), (0.6, "fail"), (0.8, "ok"), (0.9, "review"))
+    rows = [{"dice": d, "flagged": v == "fail", "verdict": v} for d, v in cases]
     summary = flag_summary(rows)
-    assert summary["badly_wrong (Dice < 0.3)"] == {"scans": 2, "flagged": 1}
-    assert summary["failure (Dice < 0.5)"] == {"scans": 3, "flagged": 2}
-    assert summary["good (Dice >= 0.5)"] == {"scans": 3, "flagged": 1}
-    assert summary["well_segmented (Dice >= 0.7)"] == {"scans": 2, "flagged": 0}
+    assert summary["badly_wrong (Dice < 0.3)"] == {"scans": 2, "flagged": 1,
+                                                   "verdicts": {"ok": 0, "review": 1, "fail": 1}}  # fmt: skip
+    assert summary["failure (Dice < 0.5)"]["flagged"] == 2 and summary["good (Dice >= 0.5)"]["flagged"] == 1
+    assert summary["well_segmented (Dice >= 0.7)"] == {"scans": 2, "flagged": 0,
+                                                       "verdicts": {"ok": 1, "review": 1, "fail": 0}}  # fmt: skip
+    # Rows of a cases.json written before verdicts existed are still summarized (without verdict counts).
+    assert flag_summary([{"dice": 0.9, "flagged": False}])["good (Dice >= 0.5)"] == {"scans": 1, "flagged": 0}
