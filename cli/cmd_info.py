@@ -1,48 +1,101 @@
-"""`cdseg info`: versions, devices, the training strategy `cdseg train` would choose, default settings."""
+"""`cdseg info`: versions and default settings at once; `--devices` also starts TensorFlow for its devices."""
 
 import json
 
 import click
 
+from cdseg import native_logs
 from cdseg.errors import user_errors
 
 
 @click.command()
+@click.option("--devices", is_flag=True,
+              help="Also start TensorFlow (a few seconds) and list the GPUs and devices it sees and the "
+                   "strategy `cdseg train` would choose.")  # fmt: skip
+@click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, param, value: value and native_logs.show_all(),
+              help="Also show TensorFlow's own log lines.")  # fmt: skip
 @user_errors
-def info():
-    """Print versions, GPUs, the strategy `cdseg train` would choose and default settings as JSON."""
+def info(devices):
+    """Print versions, the configured Keras backend, NVIDIA GPUs and default settings as JSON.
+
+    Answers without starting TensorFlow (well under a second); `--devices` adds what TensorFlow itself sees.
+    """
     import dataclasses
     import platform
 
-    import keras
-    import tensorflow as tf
-
     import keras_cdseg
     from keras_cdseg.config import DataConfig, ModelConfig
-    from keras_cdseg.distribute import auto_strategy_kind
+    from keras_cdseg.pretrained import bundle_summary
 
-    kind, reason = auto_strategy_kind()
-    gpus = tf.config.list_physical_devices("GPU")
     record = {
         "keras_cdseg": keras_cdseg.__version__,
         "python": platform.python_version(),
-        "keras_backend": keras.backend.backend(),
-        "tensorflow": tf.__version__,
-        "tensorflow_built_with_cuda": tf.test.is_built_with_cuda(),
-        "keras": keras.__version__,
+        "keras_backend": _configured_backend(),
+        "tensorflow": _version("tensorflow"),
+        "keras": _version("keras"),
         "tensorboard": _version("tensorboard"),
         "jax": _version("jax"),
-        "gpus": [{"name": gpu.name, **tf.config.experimental.get_device_details(gpu)} for gpu in gpus],
-        "devices": [d.name for d in tf.config.list_logical_devices()],
-        "training_strategy": {"kind": kind, "reason": reason},
+        "nvidia_driver_gpus": _nvidia_driver_gpus(),
         "data_config": dataclasses.asdict(DataConfig()),
         "model_config": dataclasses.asdict(ModelConfig()),
+        "bundled_model": bundle_summary(),  # what `cdseg predict` falls back to (`cdseg models`)
+    }
+    if devices:
+        record.update(_tensorflow_devices())
+    else:
+        record["devices"] = "not started; `cdseg info --devices` lists the GPUs TensorFlow sees and the training strategy"
+    click.echo(json.dumps(record, indent=2, default=str))
+
+
+def _tensorflow_devices():
+    import keras
+    import tensorflow as tf
+
+    from keras_cdseg.distribute import auto_strategy_kind
+
+    kind, reason = auto_strategy_kind()
+    record = {
+        "tensorflow_built_with_cuda": tf.test.is_built_with_cuda(),
+        "gpus": [{"name": gpu.name, **tf.config.experimental.get_device_details(gpu)}
+                 for gpu in tf.config.list_physical_devices("GPU")],  # fmt: skip
+        "devices": [d.name for d in tf.config.list_logical_devices()],
+        "training_strategy": {"kind": kind, "reason": reason},
     }
     if keras.backend.backend() == "jax":
         import jax
 
         record["jax_devices"] = [str(d) for d in jax.devices()]
-    click.echo(json.dumps(record, indent=2, default=str))
+    return record
+
+
+def _configured_backend():
+    """The backend Keras will use, read the way Keras reads it (KERAS_BACKEND, else keras.json), without importing it."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return json.loads((keras_home / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def _nvidia_driver_gpus():
+    """GPU models the NVIDIA kernel driver lists (/proc/driver/nvidia/gpus), [] without the driver; no CUDA call."""
+    from pathlib import Path
+
+    names = []
+    for information in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
+        try:
+            lines = information.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model:")), None)
+        names.append(model or information.parent.name)
+    return names
 
 
 def _version(distribution):

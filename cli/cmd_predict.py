@@ -4,11 +4,14 @@ from pathlib import Path
 
 import click
 
+from cdseg import native_logs
 from cdseg.errors import user_errors
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@click.option("-i", "--input", "input_options", multiple=True, type=click.Path(path_type=Path),
+              help="An input, as TotalSegmentator and nnU-Net spell it (repeatable; the same as a positional INPUT).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("predictions"),
               show_default=True,
               help="Output folder (created if missing), or for one input the output file itself when it ends "
@@ -19,7 +22,9 @@ from cdseg.errors import user_errors
                    "rule), else the model bundled with keras_cdseg (`cdseg models` lists them).")
 @click.option("--probabilities", is_flag=True,
               help="Also write <case>_probabilities.nii.gz (uint8 [X, Y, Z, C], scale 1/255).")
-@click.option("--no-postprocess", is_flag=True, help="Keep every predicted island (no largest-component step).")
+@click.option("--postprocess/--no-postprocess", default=True, show_default=True,
+              help="Keep the largest 3D component of the model's post-processed organs (the liver); "
+                   "--no-postprocess keeps every predicted island.")
 @click.option("--preview", is_flag=True, help="Also write <case>_preview.png (three planes with contours).")
 @click.option("--dicom-seg", is_flag=True,
               help="Also write OUT/<case>.seg.dcm, a binary DICOM Segmentation referencing the source series "
@@ -35,12 +40,17 @@ from cdseg.errors import user_errors
                    "or worse (ok < review < fail).")
 @click.option("--fail-on-flag", is_flag=True,
               help="Deprecated (removed in the next release): the same as --fail-on fail.")
+@click.option("-q", "--quiet", is_flag=True, help="Print only warnings and errors.")
+@click.option("-v", "--verbose", is_flag=True, expose_value=False, is_eager=True,
+              callback=lambda ctx, param, value: value and native_logs.show_all(),
+              help="Also show TensorFlow's own log lines.")
 @user_errors
-def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview, dicom_seg, overwrite, batch_size,
-            no_quality, quality_perturbations, fail_on, fail_on_flag):
+def predict(inputs, input_options, out_dir, model_path, probabilities, postprocess, preview, dicom_seg, overwrite,
+            batch_size, no_quality, quality_perturbations, fail_on, fail_on_flag, quiet):
     """Segment scans; write uint8 label maps on their exact grids and statistics.json.
 
-    INPUT: NIfTI files, folders of NIfTI files, or DICOM series folders. Writes OUT/<case>.nii.gz and
+    INPUT (or -i INPUT): NIfTI files, folders of NIfTI files, or DICOM series folders; a folder's other
+    files, subfolders and label maps are skipped with a reason. Writes OUT/<case>.nii.gz and
     OUT/statistics.json (organ volumes in mL, voxel counts, mean intensities, seconds, and a `quality`
     estimate per case: a verdict ok / review / fail, estimated Dice, failure probability, signals; exit code 3
     with --fail-on review|fail when a case's verdict reaches that level); with one input and
@@ -48,23 +58,28 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
     orientation and spacing. Preprocessing comes from the model's own configuration (model.json or the
     run's config.json). If any input is bad, nothing is written.
     """
-    from keras_cdseg.deploy.inputs import discover_inputs
-    from keras_cdseg.deploy.predict import is_file_output, predict_cases
+    from keras_cdseg.deploy.inputs import check_dicom_seg_inputs, list_inputs
+    from keras_cdseg.deploy.outputs import check_outputs_free, is_file_output
+
+    # Every refusal that needs no model comes before TensorFlow starts (in well under a second).
+    inputs = (*inputs, *input_options)
+    cases, skipped = list_inputs(inputs)
+    check_outputs_free(cases, out_dir, probabilities, preview, dicom_seg, overwrite)
+    if dicom_seg:
+        check_dicom_seg_inputs(cases)
+    if not quiet:
+        for item in skipped:
+            click.echo(f"Skipped {item.path}: {item.reason}", err=True)
+
+    from keras_cdseg.deploy.predict import predict_cases
     from keras_cdseg.inference.predictors import load_predictor
     from keras_cdseg.model_resolution import resolve_model
 
-    from keras_cdseg.deploy.predict import check_output
-
-    cases = discover_inputs(inputs)
-    check_output(cases, out_dir)  # bad inputs and outputs fail before the model is loaded
-    if dicom_seg:
-        from keras_cdseg.deploy.predict import check_dicom_seg_inputs
-
-        check_dicom_seg_inputs(cases)
     choice = resolve_model(model_path)
     model_path = choice.path
     predictor = load_predictor(model_path)
-    click.echo(f"Model: {choice.describe()}")
+    if not quiet:
+        click.echo(f"Model: {choice.describe()}")
     if predictor.card.uses_default_preprocessing:
         click.echo(f"Warning: {model_path} has no run config beside it; using default preprocessing.", err=True)
 
@@ -73,11 +88,13 @@ def predict(inputs, out_dir, model_path, probabilities, no_postprocess, preview,
 
         click.echo(format_case_line(stats))
 
-    results = predict_cases(inputs, out_dir, predictor, postprocess=not no_postprocess, probabilities=probabilities,
-                            preview=preview, overwrite=overwrite, batch_size=batch_size, on_case=report,
+    results = predict_cases(inputs, out_dir, predictor, postprocess=postprocess, probabilities=probabilities,
+                            preview=preview, overwrite=overwrite, batch_size=batch_size, on_case=None if quiet else report,
                             dicom_seg=dicom_seg, quality=not no_quality,
                             quality_perturbations=quality_perturbations, model_choice=choice)  # fmt: skip
-    if is_file_output(out_dir):
+    if quiet:
+        pass
+    elif is_file_output(out_dir):
         click.echo(f"Wrote {out_dir}")
     else:
         click.echo(f"Wrote {len(results)} case(s) to {out_dir}")

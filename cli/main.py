@@ -1,11 +1,11 @@
 """`cdseg`: one Click group, one thin command per module.
 
 Command modules import only Click at module level; TensorFlow and the library are imported inside the
-command functions so `cdseg --help` stays instant.
+command functions so `cdseg --help` stays instant and refusals that need no model come before TensorFlow.
+The installed script quiets TensorFlow's C++ log lines first (`cdseg.native_logs`).
 """
 
 import importlib
-import os
 import sys
 from pathlib import Path
 
@@ -31,6 +31,14 @@ class LazyGroup(click.Group):
             return None
         return getattr(importlib.import_module(f"cdseg.{module}"), module[4:])
 
+    def __call__(self, *args, **kwargs):
+        # The installed script calls the group (`cdseg.main:cli`); Click's test runner calls `main()` instead,
+        # so tests in one process never get their stderr redirected or their environment changed.
+        from cdseg import native_logs
+
+        native_logs.install()  # before any command can import TensorFlow
+        return super().__call__(*args, **kwargs)
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="keras-cdseg")
@@ -39,8 +47,6 @@ def cli():
 
     One network segments CT and MR without being told which modality it sees.
     """
-    # Quiet TensorFlow's C++ start-up chatter unless the user asked for it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main():

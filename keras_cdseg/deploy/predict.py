@@ -12,7 +12,9 @@ multi-label output): then that file is written, with `seg.json` (statistics), `s
 
 All or nothing: outputs are staged in a hidden folder and moved into OUT only after every case succeeded,
 so a bad input (found up front or while loading) leaves OUT as it was. Existing outputs are replaced only
-with `overwrite`; `statistics.json` is merged (cases of earlier runs are kept).
+with `overwrite`; `statistics.json` is merged (cases of earlier runs are kept). The checks that need no model
+(inputs: `keras_cdseg.deploy.inputs`; outputs: `keras_cdseg.deploy.outputs`) run again here, so a library
+caller gets the same refusals as the command line.
 """
 
 import contextlib
@@ -26,73 +28,20 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from keras_cdseg.config import load_json
 from keras_cdseg.data.nifti_io import save_array, save_like, save_nifti
-from keras_cdseg.deploy.inputs import discover_inputs, load_input_with_series
-from keras_cdseg.errors import InputError
+from keras_cdseg.deploy.inputs import check_dicom_seg_inputs, discover_inputs, load_input_with_series
+from keras_cdseg.deploy.outputs import (  # noqa: F401  (check_output, is_file_output: still importable from here)
+    STATISTICS_FORMAT,
+    STATISTICS_JSON,
+    check_output,
+    check_outputs_free,
+    is_file_output,
+    output_paths,
+    read_statistics,
+)
 from keras_cdseg.inference.volume import PROBABILITY_SCALE, predict_volume
 from keras_cdseg.io_utils import atomic_dir, write_json_atomic
 
-STATISTICS_JSON = "statistics.json"
-STATISTICS_FORMAT = "keras_cdseg.predict/1"
-NIFTI_OUTPUT_SUFFIXES = (".nii.gz", ".nii")
-
-
-def is_file_output(out):
-    """True when `out` names a NIfTI file (ends in .nii or .nii.gz), False when it names a folder."""
-    return Path(out).name.lower().endswith(NIFTI_OUTPUT_SUFFIXES)
-
-
-def output_stem(out):
-    """`seg` for `.../seg.nii.gz` or `.../seg.nii`."""
-    name = Path(out).name
-    return name[: -len(next(s for s in NIFTI_OUTPUT_SUFFIXES if name.lower().endswith(s)))]
-
-
-def check_output(cases, out):
-    """`(folder, labels file name or None, statistics file name)` for writing `cases` to `out`.
-
-    Raises:
-        InputError: `out` names a file but there are several cases, or it names a folder that is a file
-            (or a file name that is a folder).
-    """
-    out = Path(out)
-    if is_file_output(out):
-        if out.is_dir():
-            raise InputError(out, "is a folder, but a name ending in .nii/.nii.gz asks for one output file; "
-                                  "remove the folder or give another -o")  # fmt: skip
-        if len(cases) != 1:
-            raise InputError(out, f"names one output file but the inputs hold {len(cases)} cases; give a folder as -o")
-        out_dir, labels_name, statistics_name = out.parent, out.name, f"{output_stem(out)}.json"
-    else:
-        out_dir, labels_name, statistics_name = out, None, STATISTICS_JSON
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, "output path exists and is not a folder")
-    return out_dir, labels_name, statistics_name
-
-
-def output_paths(case_id, out_dir, probabilities=False, preview=False, labels_name=None, dicom_seg=False):
-    """`{"labels": OUT/<case>.nii.gz, ["probabilities": ..., "preview": ..., "dicom_seg": ...]}` for one case.
-
-    `labels_name` (e.g. "seg.nii.gz") replaces `<case>.nii.gz`; the other files then take its stem.
-    """
-    out_dir = Path(out_dir)
-    stem = case_id if labels_name is None else output_stem(labels_name)
-    paths = {"labels": out_dir / (labels_name or f"{case_id}.nii.gz")}
-    if probabilities:
-        paths["probabilities"] = out_dir / f"{stem}_probabilities.nii.gz"
-    if preview:
-        paths["preview"] = out_dir / f"{stem}_preview.png"
-    if dicom_seg:
-        paths["dicom_seg"] = out_dir / f"{stem}.seg.dcm"
-    return paths
-
-
-def check_dicom_seg_inputs(cases):
-    """InputError naming the first NIfTI case: a DICOM-SEG needs DICOM source instances to reference."""
-    for case in cases:
-        if case.kind != "dicom":
-            raise InputError(case.path, "--dicom-seg needs a DICOM series folder as input; this input is NIfTI")
 
 
 def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=False, preview=False,
@@ -129,18 +78,9 @@ def predict_cases(inputs, out_dir, predictor, postprocess=True, probabilities=Fa
     cases = discover_inputs(inputs)
     if dicom_seg:
         check_dicom_seg_inputs(cases)
-    out_dir, labels_name, statistics_name = check_output(cases, out_dir)
-    planned = {case.case_id: output_paths(case.case_id, out_dir, probabilities, preview, labels_name, dicom_seg)
-               for case in cases}  # fmt: skip
-    # A folder's statistics.json gathers the cases of every run into it; a single file's statistics are its own.
-    outputs = [path for paths in planned.values() for path in paths.values()]
-    if labels_name is not None:
-        outputs.append(out_dir / statistics_name)
-    if not overwrite:
-        for path in outputs:
-            if path.exists():
-                raise InputError(path, "output exists; pass --overwrite to replace it")
-    previous = _read_statistics(out_dir / statistics_name) if labels_name is None else {}
+    out_dir, labels_name, statistics_name, planned = check_outputs_free(cases, out_dir, probabilities, preview,
+                                                                        dicom_seg, overwrite)  # fmt: skip
+    previous = read_statistics(out_dir / statistics_name) if labels_name is None else {}
     card = predictor.card
     largest = tuple(card.largest_component_classes) if postprocess else ()
     quality_tools = None
@@ -265,15 +205,6 @@ def save_probabilities(probabilities, reference, path):
         img.set_qform(img.affine, code=1)
         img.set_sform(img.affine, code=1)
     save_nifti(img, path)
-
-
-def _read_statistics(path):
-    if not path.exists():
-        return {}
-    record = load_json(path)
-    if record.get("format") != STATISTICS_FORMAT or not isinstance(record.get("cases"), dict):
-        raise InputError(path, "exists but is not a cdseg predict statistics file; choose another output folder")
-    return record
 
 
 @contextlib.contextmanager

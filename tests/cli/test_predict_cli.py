@@ -1,6 +1,7 @@
 """`cdseg predict`: model resolution, outputs, statistics, and bad input as one-line exit-2 errors."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -45,7 +46,7 @@ def test_without_model_the_highest_exported_version_is_used(workspace, tmp_path,
     result = _run(["scans", "-o", out, "--preview"], workspace)
     assert result.exit_code == 0, result.output
     assert "Model: saved_models/cdseg/2 (highest version under saved_models/)" in result.output
-    assert "scan_0: liver" in result.output and "Wrote 2 case(s)" in result.output
+    assert re.search(r"^scan_0\b.*\bliver\b", result.output, re.M) and "Wrote 2 case(s)" in result.output
     stats = json.loads((out / "statistics.json").read_text())
     assert stats["cases"]["scan_1"]["model"] == "saved_model saved_models/cdseg/2"
     for i in range(2):
