@@ -52,9 +52,15 @@ class ModelCard:
         return "defaults" in (self.record.get("data_config_source"), source.get("data_config_source"))
 
 
+# Organs that are one connected body in every patient; the paper post-processes the liver, and the same
+# reasoning holds for the spleen and each kidney (a horseshoe kidney spans both labels; an accessory spleen is
+# a few mL and is lost).
+SINGLE_COMPONENT_ORGANS = ("liver", "spleen", "right_kidney", "left_kidney", "kidney_right", "kidney_left")
+
+
 def default_largest_component_classes(labels):
-    """The paper post-processes the liver only: `(value of "liver",)` if there is a liver class, else `()`."""
-    return (int(labels["liver"]),) if "liver" in labels else ()
+    """Values of the classes kept to their largest 3D component: those named in `SINGLE_COMPONENT_ORGANS`."""
+    return tuple(int(labels[name]) for name in sorted(labels, key=labels.get) if name in SINGLE_COMPONENT_ORGANS)
 
 
 def read_model_card(path):

@@ -20,6 +20,7 @@ import tensorflow as tf
 from keras_cdseg import __version__
 from keras_cdseg.data.augmentation import augmentation_preset
 from keras_cdseg.data.pipeline import make_training_dataset
+from keras_cdseg.model_card import default_largest_component_classes
 from keras_cdseg.distribute import KerasDistribution, make_strategy, needs_synchronized_batch_norm
 from keras_cdseg.errors import InputError, TrainingError
 from keras_cdseg.inference.quality.assess import calibrate_run
@@ -196,7 +197,7 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
         train_config.val_max_cases,
         save_best=lambda step: _save_keras(model.generator, worker_dir / layout.BEST_GENERATOR),
         writer=writer,
-        largest_component_classes=[data.labels["liver"]] if "liver" in data.labels else [],
+        largest_component_classes=list(default_largest_component_classes(data.labels)),
     )
     history = HistoryWriter(worker_dir / layout.HISTORY_FILE, control, history_rows, writer)
     # Order matters at epoch end: validation adds val_* to the logs, history records them, control checkpoints.
