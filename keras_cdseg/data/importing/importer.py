@@ -81,28 +81,29 @@ def import_sources(sources, dst, overwrite=False, empty_labels="warn", name=None
         on_case(key, None, source_problems)
     staging = dst.with_name(f".{dst.name}.incoming-{os.getpid()}") if dst.exists() else dst
     with atomic_dir(staging) as tmp:
-        written, checks = [], []
+        written = []  # (source index, SourceCase, dataset.Case as written, CaseCheck)
         for source_index, case in found.cases:
-            check, case_problems = _import_case(case, tmp, found.luts[source_index], found.labels, empty_labels)
+            written_case, check, case_problems = _import_case(case, tmp, found.luts[source_index], found.labels, empty_labels)
             if case_problems:
                 problems.setdefault(case.case_id, []).extend(case_problems)
             if check is not None:
-                checks.append(check)
-                written.append((source_index, case, check))
+                written.append((source_index, case, written_case, check))
             if on_case is not None:
                 on_case(case.case_id, check, case_problems)
         if problems:
             if sum(len(p) for p in problems.values()) == 1 and len(found.errors) == 1:
                 raise found.errors[0]
-            where = " + ".join(str(s.path) for s in sources)
-            raise DatasetProblems(where, problems, len(found.cases) + len(problems.keys() - {c.case_id for _, c in found.cases}))
+            # Failed sources and clashing duplicates count as cases too: each is one entry of `problems`.
+            num_cases = len(found.cases) + len(found.problems)
+            raise DatasetProblems(" + ".join(str(s.path) for s in sources), problems, num_cases)
+        checks = tuple(check for *_, check in written)
         labels = found.labels
         if labels is None:  # nifti-pairs without --labels: declare what the label maps contain
             values = set().union(*(check.label_voxels for check in checks)) - {0}
             labels = {"background": 0, **{f"label_{v}": v for v in sorted(values)}}
-        entries = [(written_case, case.split) for _, case, written_case in _paths(written, tmp)]
+        splits = {split: [c for _, case, c, _ in written if case.split == split] for split in ("training", "test")}
         dataset.write_dataset_json(
-            tmp, name or dst.name, labels, [c for c, s in entries if s == "training"], [c for c, s in entries if s == "test"],
+            tmp, name or dst.name, labels, splits["training"], splits["test"],
             extra={
                 "description": f"imported by cdseg preprocess from {' + '.join(s.source_format for s in found.sources)}",
                 "sources": [str(s.path) for s in found.sources],
@@ -113,34 +114,24 @@ def import_sources(sources, dst, overwrite=False, empty_labels="warn", name=None
         write_json_atomic(tmp / REPORT_JSON, report)
     if staging != dst:
         replace_dir(staging, dst)
-    return ImportResult(index=dataset.load_dataset(dst), checks=tuple(checks), report=report)
-
-
-def _output_paths(case, tmp):
-    image_dir, label_dir = ("imagesTr", "labelsTr") if case.split == "training" else ("imagesTs", "labelsTs")
-    image_out = tmp / image_dir / f"{case.case_id}{case.image_suffix}"
-    label_out = tmp / label_dir / f"{case.case_id}{case.label_suffix}" if case.label_source else None
-    return image_out, label_out
-
-
-def _paths(written, tmp):
-    for source_index, case, _ in written:
-        image_out, label_out = _output_paths(case, tmp)
-        yield source_index, case, dataset.Case(case.case_id, image_out, label_out, case.modality)
+    return ImportResult(index=dataset.load_dataset(dst), checks=checks, report=report)
 
 
 def _import_case(case, tmp, lut, labels, empty_labels):
-    image_out, label_out = _output_paths(case, tmp)
+    """Writes one case into `tmp` and validates it: (dataset.Case, CaseCheck or None, problems)."""
+    image_dir, label_dir = ("imagesTr", "labelsTr") if case.split == "training" else ("imagesTs", "labelsTs")
+    image_out = tmp / image_dir / f"{case.case_id}{case.image_suffix}"
+    label_out = tmp / label_dir / f"{case.case_id}{case.label_suffix}" if case.label_source else None
+    written = dataset.Case(case.case_id, image_out, label_out, case.modality)
     try:
         image_out.parent.mkdir(exist_ok=True)
         if label_out is not None:
             label_out.parent.mkdir(exist_ok=True)
         convert_warnings = case.convert(image_out, label_out, lut if case.remaps_while_writing else None)
     except InputError as e:
-        return None, [str(e)]
-    written = dataset.Case(case.case_id, image_out, label_out, case.modality)
+        return written, None, [str(e)]
     check = check_written_case(written, labels, empty_labels, lut=None if case.remaps_while_writing else lut)
-    return dataclasses.replace(check, warnings=(*convert_warnings, *check.warnings)), list(check.problems)
+    return written, dataclasses.replace(check, warnings=(*convert_warnings, *check.warnings)), list(check.problems)
 
 
 def _report(found, dst, labels, index, written):
@@ -153,7 +144,7 @@ def _report(found, dst, labels, index, written):
             "modality": source.modality,
             "label_spec": source.label_spec,
             "label_mapping": label_mapping(labels, found.luts[i]),
-            "num_cases": sum(1 for source_index, _, _ in written if source_index == i),
+            "num_cases": sum(1 for source_index, *_ in written if source_index == i),
         }
         for i, source in enumerate(found.sources)
     ]
@@ -165,7 +156,7 @@ def _report(found, dst, labels, index, written):
         "labels": index.labels,
         "num_training": len(index.training),
         "num_test": len(index.test),
-        "num_warnings": sum(len(check.warnings) for _, _, check in written),
+        "num_warnings": sum(len(check.warnings) for *_, check in written),
         "cases": [
             {
                 "case_id": check.case_id,
@@ -179,6 +170,6 @@ def _report(found, dst, labels, index, written):
                 "label_voxels": {str(k): v for k, v in check.label_voxels.items()},
                 "warnings": list(check.warnings),
             }
-            for source_index, case, check in written
+            for source_index, case, _, check in written
         ],
     }
