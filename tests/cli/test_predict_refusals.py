@@ -108,5 +108,5 @@ def test_help_shows_the_fields_spellings_and_defaults():
     assert result.exit_code == 0
     text_of_help = " ".join(result.output.split())  # Click wraps help to the terminal
     for text in ("-i, --input", "--postprocess / --no-postprocess", "-q, --quiet", "-v, --verbose",
-                 "[default: postprocess]", "[default: predictions]", "[default: 16]"):  # fmt: skip
+                 "[default: postprocess]", "[default: predictions]", "[default: 16;"):  # fmt: skip
         assert text in text_of_help, text
