@@ -53,6 +53,8 @@ def preprocess(paths, formats, label_specs, sequences, modalities, empty_labels,
     from keras_cdseg.data.importing import DatasetProblems, import_sources, sources_from_options
     from keras_cdseg.errors import InputError
 
+    if quiet and verbose:
+        raise click.UsageError("-q/--quiet and -v/--verbose exclude each other")
     if len(paths) < 2:
         raise InputError("SRC [SRC ...] DST", f"need at least one source folder and the destination, got {len(paths)} path(s)")
     *srcs, dst = paths

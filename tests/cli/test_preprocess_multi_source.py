@@ -228,3 +228,19 @@ def test_modality_contradicting_the_source_is_an_error(tmp_path):
     result = _run(tmp_path / "msd", tmp_path / "dst", "--modality", "MR")
     assert _error_lines(result) == [f"Error: {tmp_path / 'msd' / 'dataset.json'}: records modality CT for liver_0; --modality MR contradicts it"]
     assert not (tmp_path / "dst").exists()
+
+
+def test_usage_errors(tmp_path):
+    one = _run(tmp_path / "a")
+    assert one.exit_code == 2 and _error_lines(one) == [
+        "Error: SRC [SRC ...] DST: need at least one source folder and the destination, got 1 path(s)"
+    ]
+    both = _run(tmp_path / "a", tmp_path / "dst", "-q", "-v")
+    assert both.exit_code == 2 and "-q/--quiet and -v/--verbose exclude each other" in both.output
+    missing = _run(tmp_path / "a", tmp_path / "dst")
+    assert missing.exit_code == 2 and _error_lines(missing) == [f"Error: {tmp_path / 'a'}: source folder not found"]
+    two_missing = _run(tmp_path / "a", tmp_path / "b", tmp_path / "dst")
+    assert two_missing.exit_code == 2 and [line for line in two_missing.output.splitlines() if line.startswith("FAIL")] == [
+        f"FAIL  {tmp_path / 'a'}: source folder not found", f"FAIL  {tmp_path / 'b'}: source folder not found",
+    ]  # fmt: skip
+    assert "2 problems in 2 of 2 cases" in _error_lines(two_missing)[0]

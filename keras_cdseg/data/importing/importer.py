@@ -79,6 +79,8 @@ def import_sources(sources, dst, overwrite=False, empty_labels="warn", name=None
     problems = dict(found.problems)
     for key, source_problems in problems.items() if on_case is not None else ():
         on_case(key, None, source_problems)
+    if not found.cases:
+        _raise(problems, found, sources)
     staging = dst.with_name(f".{dst.name}.incoming-{os.getpid()}") if dst.exists() else dst
     with atomic_dir(staging) as tmp:
         written = []  # (source index, SourceCase, dataset.Case as written, CaseCheck)
@@ -91,11 +93,7 @@ def import_sources(sources, dst, overwrite=False, empty_labels="warn", name=None
             if on_case is not None:
                 on_case(case.case_id, check, case_problems)
         if problems:
-            if sum(len(p) for p in problems.values()) == 1 and len(found.errors) == 1:
-                raise found.errors[0]
-            # Failed sources and clashing duplicates count as cases too: each is one entry of `problems`.
-            num_cases = len(found.cases) + len(found.problems)
-            raise DatasetProblems(" + ".join(str(s.path) for s in sources), problems, num_cases)
+            _raise(problems, found, sources)
         checks = tuple(check for *_, check in written)
         labels = found.labels
         if labels is None:  # nifti-pairs without --labels: declare what the label maps contain
@@ -115,6 +113,14 @@ def import_sources(sources, dst, overwrite=False, empty_labels="warn", name=None
     if staging != dst:
         replace_dir(staging, dst)
     return ImportResult(index=dataset.load_dataset(dst), checks=checks, report=report)
+
+
+def _raise(problems, found, sources):
+    if sum(len(p) for p in problems.values()) == 1 and len(found.errors) == 1:
+        raise found.errors[0]
+    # Failed sources and clashing duplicates count as cases too: each is one entry of `found.problems`.
+    num_cases = len(found.cases) + len(found.problems)
+    raise DatasetProblems(" + ".join(str(s.path) for s in sources), problems, num_cases)
 
 
 def _import_case(case, tmp, lut, labels, empty_labels):

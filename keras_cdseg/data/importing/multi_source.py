@@ -88,6 +88,8 @@ def discover_all(sources):
         key = str(source.path)
         source_labels, source_cases = None, []
         try:
+            if not source.path.is_dir():
+                raise InputError(source.path, "source folder not found")
             source = dataclasses.replace(source, source_format=source.source_format or detect_format(source.path))
             source_labels, source_cases = discover_sources(source.source_format, source.path, source.sequences, source.modality)
             labels, lut = source_labels_and_lut(source.source_format, source.label_spec, source_labels)

@@ -29,10 +29,8 @@ class DatasetProblems(InputError):
 
 
 def check_destination(sources, dst, overwrite):
-    """Raises unless every source folder exists and `dst` may be written (never inside or over a source)."""
+    """Raises unless `dst` may be written: never inside or over a source (missing sources are found by discovery)."""
     for src in sources:
-        if not src.is_dir():
-            raise InputError(src, "source folder not found")
         if dst == src or src in dst.parents:
             raise InputError(dst, f"destination lies inside the source folder {src}; sources are never modified")
     if dst.exists():
