@@ -111,3 +111,22 @@ def test_cdseg_models_lists_the_installed_bundle_and_verifies_it(tmp_path, monke
     monkeypatch.setenv("CDSEG_MODEL", str(tmp_path / "missing"))
     listing = json.loads(CliRunner().invoke(cli, ["models", "--json"]).output)
     assert listing["error"] and not any(m["used"] for m in listing["models"])
+
+
+def test_cdseg_info_names_the_bundled_model_without_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import json, sys; from click.testing import CliRunner; from cdseg.main import cli;"
+            "out = CliRunner().invoke(cli, ['info']).output; print(json.dumps([json.loads(out)['bundled_model'],"
+            " 'tensorflow' in sys.modules]))")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary, tensorflow_loaded = json.loads(result.stdout.splitlines()[-1])
+    installed = bundled_model()
+    assert not tensorflow_loaded
+    if installed is None:
+        assert summary is None
+    else:
+        assert (summary["name"], summary["version"], summary["sha256"]) == (installed.name, installed.version,
+                                                                            installed.sha256)  # fmt: skip
