@@ -135,7 +135,6 @@ def run_one(variant, fold, out_dir, settings, verbose=0, log=None):
     Returns a dict with "status": "finished", "failed" (non-finite loss: `TrainingError`, recorded) or
     "interrupted" (Ctrl-C during training; nothing recorded, resumable).
     """
-    from keras_cdseg.evaluation.model_cases import evaluate_model
     from keras_cdseg.inference.predictors import load_predictor
     from keras_cdseg.run_dir import load_run
 
@@ -162,9 +161,7 @@ def run_one(variant, fold, out_dir, settings, verbose=0, log=None):
     if report is None:
         if eval_dir.exists():
             shutil.rmtree(eval_dir)
-        organs = [name for name, value in load_run(train_dir).labels.items() if int(value) != 0]
-        evaluate_model(load_predictor(train_dir), data_dir, eval_dir, split="test", largest_component_classes=organs,
-                       overlays=False, progress=False, model_path=train_dir)  # fmt: skip
+        evaluate_fold(load_predictor(train_dir), data_dir, eval_dir, model_path=train_dir)
         report = _read_json(eval_dir / "report.json")  # the JSON-safe form (non-finite values spelled out)
     timings["evaluate_s"] = round(time.perf_counter() - started, 1)
 
@@ -207,6 +204,26 @@ def train_or_resume(run_config, train_dir, verbose=0, log=None):
     started = time.perf_counter()
     summary = train(run_config, train_dir, resume=resume, verbose=verbose, log=log)
     return summary, round(time.perf_counter() - started, 1)
+
+
+def evaluate_fold(predictor, fold_dir, out_dir, model_path):
+    """Evaluates a model on its fold's test cases (both modalities): every organ kept to its largest 3D component.
+
+    `evaluate_model` without its per-case quality estimate: these runs are not calibrated for it and the
+    benchmark does not report it, so the probe's extra network outputs would only cost time.
+    """
+    from keras_cdseg.data.dataset import load_dataset
+    from keras_cdseg.evaluation.model_cases import check_model_labels, iter_model_case_pairs, split_cases
+    from keras_cdseg.evaluation.report import run_evaluation
+
+    index = load_dataset(fold_dir)
+    cases, _ = split_cases(index, "test")
+    organs = {name: value for name, value in index.labels.items() if int(value) != 0}
+    check_model_labels(predictor.card, organs)
+    pairs = iter_model_case_pairs(predictor, cases, index.labels, with_images=False, quality=False)
+    settings = {"mode": "model", "model": str(Path(model_path).resolve()), "data_dir": str(index.root), "split": "test"}
+    return run_evaluation(pairs, organs, out_dir, largest_component_classes=tuple(organs), overlays=False,
+                          num_cases=len(cases), settings=settings, progress=False)  # fmt: skip
 
 
 def case_rows(report):

@@ -1,0 +1,145 @@
+"""`cdseg experiment cross-domain` end to end on tiny runs: 2 folds of synthetic CT + MR phantoms, 32 px."""
+
+import dataclasses
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from cdseg.main import cli
+from keras_cdseg.errors import InputError
+from keras_cdseg.experiments.cross_domain import rebuild_results, run_cross_domain, run_one, run_root
+from keras_cdseg.experiments.cross_domain_settings import VARIANTS_BY_KEY, CrossDomainSettings
+
+TINY_CONFIG = {
+    "data": {"image_size": 32, "target_spacing_mm": 12.0},
+    "model": {"preset": "unet", "base_filters": 4, "depth": 2},
+    "train": {"batch_size": 2, "val_max_cases": 1, "augment": False},
+}
+
+
+@pytest.fixture(scope="module")
+def phantoms(tmp_path_factory):
+    """4 CT + 4 MR phantoms (liver, spleen, kidneys), all in the training list: 2 folds of 2 + 2 test cases."""
+    from keras_cdseg.data.phantoms.synthetic import write_synthetic_dataset
+
+    root = tmp_path_factory.mktemp("datasets") / "phantoms"
+    write_synthetic_dataset(root, num_ct=4, num_mr=4, seed=0, size="small", num_test=0, progress=None)
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_settings(tmp_path_factory):
+    config = tmp_path_factory.mktemp("config") / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    return CrossDomainSettings(steps=4, num_folds=2, config_file=str(config), num_resamples=200)
+
+
+@pytest.fixture(scope="module")
+def benchmark(phantoms, tiny_settings, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cross_domain") / "results"
+    lines = []
+    record = run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], log=lines.append)
+    return out, record, lines
+
+
+def test_two_folds_two_variants_write_results(benchmark):
+    out, record, lines = benchmark
+    assert record["status"] == "finished" and record["progress"]["num_finished"] == 4
+    assert json.loads((out / "results.json").read_text()) == record
+    folds = json.loads((out / "folds.json").read_text())["folds"]
+    assert [f["test_by_modality"] for f in folds] == [{"CT": 2, "MR": 2}] * 2
+    assert record["organs"] == ["liver", "spleen", "kidneys"] and record["modalities"] == ["CT", "MR"]
+    for fold in folds:
+        result = json.loads((run_root(out, fold["fold"], "ct_only") / "result.json").read_text())
+        split = result["split"]["train"] + result["split"]["val"]
+        assert not set(split) & set(fold["test"])  # the fold's test cases are never trained on
+        assert all(case_id.startswith("ct") for case_id in split)  # CT only
+        assert sorted(row["case_id"] for row in result["cases"]) == fold["test"]  # evaluated on both modalities
+        assert result["config"]["train"]["steps"] == 4 and result["config"]["train"]["quality_calibration"] is False
+        assert result["config"]["model"]["base_filters"] == 4 and result["train"]["steps_done"] == 4
+        assert set(result["largest_component_classes"]) == {"liver", "spleen", "kidneys"}
+    zero_shot = [a for a in record["aggregates"] if (a["variant"], a["modality"], a["metric"]) == ("ct_only", "MR", "dice")]
+    assert all(a["n"] == 4 and 0 <= a["mean"] <= 1 for a in zero_shot)
+    assert lines[0].startswith("cross-domain: 2 folds x 2 variants = 4 trainings of 4 steps (0 already done")
+    assert any(line.startswith("[1/4] fold 0 method: ") and "per run measured, 3 left" in line for line in lines)
+    text = (out / "results.md").read_text()
+    assert "**Status: finished; 4 of 4 runs finished.**" in text and "| Zero-shot: CT-only model on MR | 4 |" in text
+
+
+def test_a_second_call_skips_finished_runs_and_rejects_other_settings(benchmark, phantoms, tiny_settings):
+    out, record, _ = benchmark
+    generator = run_root(out, 1, "method") / "train" / "last_generator.keras"
+    before = generator.stat().st_mtime_ns
+    lines = []
+    again = run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], log=lines.append)
+    assert sum("done, skipped" in line for line in lines) == 4
+    assert generator.stat().st_mtime_ns == before
+    assert again["aggregates"] == record["aggregates"]
+    with pytest.raises(InputError, match="other settings \\(steps: 4 vs 5\\)"):
+        run_cross_domain(phantoms, out, dataclasses.replace(tiny_settings, steps=5), log=lines.append)
+    with pytest.raises(InputError, match="other settings \\(num_folds: 2 vs 3\\)|fewer cases than folds"):
+        run_cross_domain(phantoms, out, dataclasses.replace(tiny_settings, num_folds=3), log=lines.append)
+    assert rebuild_results(out)["aggregates"] == record["aggregates"]
+
+
+def test_a_finished_training_without_result_is_evaluated_not_retrained(benchmark, tiny_settings):
+    out, record, _ = benchmark
+    root = run_root(out, 0, "ct_only")
+    generator = root / "train" / "last_generator.keras"
+    before, old = generator.stat().st_mtime_ns, json.loads((root / "result.json").read_text())
+    (root / "result.json").unlink()
+    (root / "evaluation" / "report.json").unlink()  # a half-written evaluation: redone
+    result = run_one(VARIANTS_BY_KEY["ct_only"], 0, out, tiny_settings, log=lambda text: None)
+    assert result["status"] == "finished" and "train_s" not in result["timings_s"]
+    assert generator.stat().st_mtime_ns == before
+    assert result["cases"] == old["cases"]
+
+
+def test_a_killed_training_resumes_from_its_checkpoint(benchmark, tiny_settings, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(benchmark[0], out)
+    root = run_root(out, 1, "method")
+    # What a run killed after step 4 of 6 leaves: config.json (6 steps), a step-4 checkpoint, no summary, no result.
+    record = json.loads((root / "train" / "config.json").read_text())
+    record["run"]["train"]["steps"] = 6
+    (root / "train" / "config.json").write_text(json.dumps(record))
+    for name in ("train/summary.json", "result.json"):
+        (root / name).unlink()
+    shutil.rmtree(root / "evaluation")
+    lines = []
+    result = run_one(VARIANTS_BY_KEY["method"], 1, out, tiny_settings, log=lines.append)
+    assert any("resuming at step 4 of 6" in line for line in lines)
+    assert result["status"] == "finished" and result["train"]["steps_done"] == 6 and result["timings_s"]["train_s"] > 0
+    assert len(result["cases"]) == 4
+
+
+def test_cli_errors_are_one_line_and_report_only_rebuilds(benchmark, phantoms, tmp_path):
+    out, record, _ = benchmark
+
+    def invoke(*args):
+        return CliRunner().invoke(cli, ["experiment", "cross-domain", *args])
+
+    result = invoke("--out", str(out), "--report-only")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["planned"] >= 4
+    result = invoke("--out", str(tmp_path / "r"))
+    assert result.exit_code == 2 and result.output == "Error: --data: required (the dataset directory)\n"
+    result = invoke("--data", str(tmp_path / "missing"), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and "dataset directory not found" in result.output
+    result = invoke("--data", str(phantoms), "--out", str(tmp_path / "r"), "--folds", "5")
+    assert result.exit_code == 2 and "fewer cases than folds (CT: 4, MR: 4; --folds 5)" in result.output
+    assert len(result.output.splitlines()) == 1
+    result = invoke("--data", str(phantoms), "--out", str(tmp_path / "r"), "--variants", "method,pre_gn")
+    assert result.exit_code == 2 and "unknown variant(s) ['pre_gn']" in result.output
+    result = invoke("--data", str(phantoms), "--out", str(out), "--folds", "2", "--steps", "7")
+    assert result.exit_code == 2 and "holds a benchmark with other settings (" in result.output
+    assert "steps: 4 vs 7" in result.output
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    result = invoke("--data", str(phantoms), "--out", str(tmp_path / "busy"))
+    assert result.exit_code == 2 and "holds no cross-domain benchmark" in result.output
+    result = invoke("--out", str(tmp_path / "busy"), "--report-only")
+    assert result.exit_code == 2 and "not a cross-domain results directory" in result.output
+    assert "--variants" in invoke("--help").output
