@@ -42,8 +42,8 @@ def test_every_command_has_help():
         assert "Usage:" in result.output
 
 
-def test_info_reports_versions_as_json():
-    result = CliRunner().invoke(cli, ["info"])
+def test_info_devices_reports_versions_and_what_tensorflow_sees_as_json():
+    result = CliRunner().invoke(cli, ["info", "--devices"])
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["tensorflow"] and info["keras"].startswith("3.")
@@ -57,7 +57,7 @@ def test_info_reports_versions_as_json():
 
 def test_info_names_the_strategy_train_would_choose(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["localhost:1"]}, "task": {"type": "worker", "index": 0}}')
-    info = json.loads(CliRunner().invoke(cli, ["info"]).output)
+    info = json.loads(CliRunner().invoke(cli, ["info", "--devices"]).output)
     assert info["training_strategy"] == {"kind": "multiworker", "reason": "TF_CONFIG is set"}
     assert info["data_config"]["context"] == 1
 
