@@ -86,7 +86,6 @@ def discover_all(sources):
     resolved, per_source_labels, cases, problems, errors = [], [], [], {}, []
     for index, source in enumerate(sources):
         key = str(source.path)
-        source_labels, source_cases = None, []
         try:
             if not source.path.is_dir():
                 raise InputError(source.path, "source folder not found")
@@ -103,7 +102,6 @@ def discover_all(sources):
     labels, luts, label_problems = combine_labels(per_source_labels)
     for key, problem in label_problems.items():
         problems.setdefault(key, []).append(problem)
-    kept, clashes = case_id_clashes([case for _, case in cases])
-    source_of = {id(case): index for index, case in cases}
+    kept, clashes = case_id_clashes(cases)
     problems.update(clashes)
-    return Discovered(tuple(resolved), tuple((source_of[id(c)], c) for c in kept), labels, tuple(luts), problems, tuple(errors))
+    return Discovered(tuple(resolved), tuple(kept), labels, tuple(luts), problems, tuple(errors))

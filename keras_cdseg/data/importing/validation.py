@@ -44,23 +44,23 @@ def check_destination(sources, dst, overwrite):
 
 
 def case_id_clashes(cases):
-    """Problems for case ids that several sources share: case id -> message naming both files.
+    """Finds case ids that several sources share.
 
     Args:
-        cases: SourceCases of all sources, in order (ids are unique within one source).
+        cases: (source index, SourceCase) of all sources, in order (ids are unique within one source).
 
     Returns:
-        (cases to import: the first of each id, dict case id -> list of problems).
+        (the pairs to import: the first of each id; dict case id -> list of problems naming both files).
     """
     first, kept, problems = {}, [], {}
-    for case in cases:
+    for index, case in cases:
         if case.case_id in first:
             problems.setdefault(case.case_id, []).append(
                 f"case id clash: {first[case.case_id].image_source} and {case.image_source} (rename one source's files)"
             )
         else:
             first[case.case_id] = case
-            kept.append(case)
+            kept.append((index, case))
     return kept, problems
 
 
