@@ -109,7 +109,7 @@ def failure_detection(out_dir, steps, quick, verbose):
 @click.option("--recipe", default="real-cpu", show_default=True, help="Training recipe every run starts from.")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="JSON/YAML run config whose data/model/train values override the recipe's.")  # fmt: skip
-@click.option("--steps", type=click.IntRange(min=1), default=2000, show_default=True,
+@click.option("--steps", type=click.IntRange(min=1), default=1800, show_default=True,
               help="Training steps of every run (the same budget for every variant).")  # fmt: skip
 @click.option("--variants", default=None,
               help="Comma-separated variants [default: method,no_adversarial,post_norm,ct_only,mr_only; "

@@ -81,8 +81,11 @@ def _settings(record):
         "Each run's validation split (best-generator selection) comes from its fold's training cases.",
         f"- **Every run** (same budget): recipe `{settings['recipe']}`, **{settings['steps']} steps**, batch "
         f"{train['batch_size']}, {data['image_size']} px at {data['target_spacing_mm']} mm, T = {data['context']}, "
-        f"`{model['preset']}` preset, {model['base_filters'] or 'preset'} base filters, Adam {train['learning_rate']}, "
-        f"adversarial weight {train['adversarial_weight']} (0 for no_adversarial), seed {settings['seed']}; "
+        f"`{model['preset']}` preset, {model['base_filters'] or 'preset'} base filters, depth {model['depth'] or 'preset'}, "
+        f"loss {train.get('loss', 'ce')}, Adam {train['learning_rate']} ({train.get('lr_schedule', 'constant')} "
+        f"schedule), sampling {train.get('sampling', 'slices')}, augmentation "
+        f"{train.get('augmentation', 'standard') if train.get('augment', True) else 'off'}, adversarial weight "
+        f"{train['adversarial_weight']} (0 for no_adversarial), seed {settings['seed']}; "
         "variants change only their own fields (`keras_cdseg/experiments/cross_domain_settings.py`).",
         "- **Evaluation**: each fold's test cases (both modalities) with the largest 3D component (26-connected) kept "
         "per organ; Dice, ASSD, MSSD in mm. Cells: mean [95 % percentile-bootstrap interval over cases, "

@@ -11,7 +11,7 @@ CLAIM = {
     "settings": {"recipe": "real-cpu", "steps": 20, "num_folds": 2, "seed": 0, "quality_calibration": False,
                  "num_resamples": 500},
     "run_config": {"data": {"image_size": 32, "target_spacing_mm": 12.0, "context": 1},
-                   "model": {"preset": "unet", "base_filters": 4},
+                   "model": {"preset": "unet", "base_filters": 4, "depth": 2},
                    "train": {"batch_size": 2, "learning_rate": 0.001, "adversarial_weight": 0.001}},
 }  # fmt: skip
 FOLDS = [

@@ -59,6 +59,9 @@ def test_two_folds_two_variants_write_results(benchmark):
         assert sorted(row["case_id"] for row in result["cases"]) == fold["test"]  # evaluated on both modalities
         assert result["config"]["train"]["steps"] == 4 and result["config"]["train"]["quality_calibration"] is False
         assert result["config"]["model"]["base_filters"] == 4 and result["train"]["steps_done"] == 4
+        # the recipe's values where the config file is silent, the benchmark's budget and calibration switch
+        assert result["config"]["recipe"] == "real-cpu" and result["config"]["train"]["loss"] == "ce_dice"
+        assert result["config"]["train"]["val_every"] == 4 and result["config"]["train"]["seed"] == 0
         assert set(result["largest_component_classes"]) == {"liver", "spleen", "kidneys"}
     zero_shot = [a for a in record["aggregates"] if (a["variant"], a["modality"], a["metric"]) == ("ct_only", "MR", "dice")]
     assert all(a["n"] == 4 and 0 <= a["mean"] <= 1 for a in zero_shot)
