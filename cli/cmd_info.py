@@ -26,6 +26,7 @@ def info(devices):
 
     import keras_cdseg
     from keras_cdseg.config import DataConfig, ModelConfig
+    from keras_cdseg.training.duration import nvidia_driver_gpus
     from keras_cdseg.pretrained import bundle_summary
 
     record = {
@@ -36,7 +37,7 @@ def info(devices):
         "keras": _version("keras"),
         "tensorboard": _version("tensorboard"),
         "jax": _version("jax"),
-        "nvidia_driver_gpus": _nvidia_driver_gpus(),
+        "nvidia_driver_gpus": nvidia_driver_gpus(),
         "data_config": dataclasses.asdict(DataConfig()),
         "model_config": dataclasses.asdict(ModelConfig()),
         "bundled_model": bundle_summary(),  # what `cdseg predict` falls back to (`cdseg models`)
@@ -81,21 +82,6 @@ def _configured_backend():
         return json.loads((keras_home / "keras.json").read_text()).get("backend", "tensorflow")
     except (OSError, ValueError, AttributeError):
         return "tensorflow"
-
-
-def _nvidia_driver_gpus():
-    """GPU models the NVIDIA kernel driver lists (/proc/driver/nvidia/gpus), [] without the driver; no CUDA call."""
-    from pathlib import Path
-
-    names = []
-    for information in sorted(Path("/proc/driver/nvidia/gpus").glob("*/information")):
-        try:
-            lines = information.read_text(errors="replace").splitlines()
-        except OSError:
-            continue
-        model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model:")), None)
-        names.append(model or information.parent.name)
-    return names
 
 
 def _version(distribution):

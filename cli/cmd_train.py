@@ -3,6 +3,7 @@
 import click
 
 from cdseg.errors import CdsegError, user_errors
+from cdseg.options import keras_verbosity, progress_options
 
 _DEFAULTS = "Default from the config file, else the paper's"
 
@@ -43,7 +44,9 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--val-max-cases", type=click.IntRange(min=1), help="Validation volumes per modality (default 4).")
 @click.option("--checkpoint-every", type=click.IntRange(min=1), help="Steps between checkpoints (default 1000).")
 @click.option("--keep-checkpoints", type=click.IntRange(min=1), help="Checkpoints kept (default 3).")
-@click.option("--modalities", help="Train on these modalities only, e.g. CT or CT,MR (dataset metadata).")
+@click.option("--modality", "modalities", multiple=True,
+              help="Train on this modality only (dataset metadata); repeat or give CT,MR for several.")
+@click.option("--modalities", "modalities_deprecated", hidden=True, help="Deprecated spelling of --modality.")
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]), help="Distribution.")
 @click.option("--cpu-replicas", type=click.IntRange(min=0), help="Mirror over N logical CPU devices.")
 @click.option("--mixed-precision/--no-mixed-precision", default=None, help="mixed_float16 on GPU (bfloat16 on CPU).")
@@ -51,22 +54,27 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--quality-calibration/--no-quality-calibration", default=None,
               help="Calibrate the per-scan quality estimate at the end (default on; docs/quality.md).")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Prepared-volume cache (default RUN/cache).")
-@click.option("--verbose", type=click.IntRange(0, 2), default=None, help="Keras progress: 0 silent, 1 bar, 2 line/epoch.")
+@click.option("--estimate/--no-estimate", default=True, show_default=True,
+              help="Time the configured step in a child process first and print the expected duration "
+                   "(runs of 1000 steps or more).")
+@progress_options
 @user_errors
-def train(data_dir, out_dir, resume_dir, recipe, config_file, cache_dir, verbose, **options):
-    """Train a cross-domain segmenter on a dataset directory.
+def train(data_dir, out_dir, resume_dir, recipe, config_file, cache_dir, estimate, quiet, verbose, **options):
+    """Train a cross-domain segmenter on a dataset directory (made by `cdseg preprocess`).
 
     \b
-    New run:  cdseg train --data liver/ --out runs/x [--steps 100000 ...]
+    New run:  cdseg train --data abdomen/ --out runs/x [--recipe real-cpu] [--steps N ...]
     Resume:   cdseg train --resume runs/x [--steps N]
+
+    Defaults shown are the paper's (the `paper` recipe); --recipe, then --config, then flags replace them.
     """
     from keras_cdseg.training import cli_config
     from keras_cdseg.run_dir import load_run
 
     if options.get("norm") == "none":
         options["norm"] = ""  # ModelConfig reads "" as no normalization
-    if options.get("modalities") is not None:
-        options["modalities"] = tuple(m.strip() for m in options["modalities"].split(",") if m.strip())
+    names = [*options.pop("modalities"), options.pop("modalities_deprecated") or ""]
+    options["modalities"] = tuple(m.strip() for text in names for m in text.split(",") if m.strip()) or None
     if resume_dir:
         if out_dir or data_dir or config_file or cache_dir or recipe:
             raise CdsegError("--resume takes the run's own settings; do not combine it with --out/--data/--config/--recipe")
@@ -75,12 +83,85 @@ def train(data_dir, out_dir, resume_dir, recipe, config_file, cache_dir, verbose
     else:
         if not out_dir:
             raise CdsegError("--out RUN_DIR is required for a new run (or --resume RUN_DIR)")
+        _check_dataset_folder(data_dir)
         run_config = cli_config.build_run_config(data_dir, config_file, cache_dir, recipe=recipe, **options)
         run_dir, resume = out_dir, False
+    _print_expected_duration(run_config, run_dir, resume, estimate)
 
     from keras_cdseg.training.trainer import train as run_training
 
-    summary = run_training(run_config, run_dir, resume=resume, verbose="auto" if verbose is None else verbose)
+    summary = run_training(run_config, run_dir, resume=resume, verbose=keras_verbosity(quiet, verbose))
     if summary["status"] == "interrupted":
         click.echo(f"interrupted at step {summary['steps_done']}; continue with: cdseg train --resume {run_dir}", err=True)
         raise SystemExit(130)
+
+
+def _check_dataset_folder(data_dir):
+    """A folder of scans is not a dataset yet: say which command makes one (before TensorFlow starts)."""
+    from pathlib import Path
+
+    if data_dir is None or not Path(data_dir).is_dir() or (Path(data_dir) / "dataset.json").exists():
+        return  # no folder, or a missing one: the library's own error names it
+    niftis = [p for p in Path(data_dir).rglob("*.nii*") if p.name.endswith((".nii", ".nii.gz"))]
+    if niftis:
+        dataset = f"{Path(data_dir).name.rstrip('/')}_dataset"
+        hint = (f"it holds {len(niftis)} NIfTI file(s); import them into a dataset folder with `cdseg preprocess "
+                f"{data_dir} {dataset}` (docs/import.md lists the layouts it reads), then `cdseg train --data {dataset}`")
+    else:
+        hint = f"make a dataset folder with `cdseg preprocess SRC {data_dir}`"
+    raise CdsegError(f"{data_dir}: dataset.json not found; {hint} (docs/quickstart.md)")
+
+
+def _print_expected_duration(run_config, run_dir, resume, estimate):
+    from pathlib import Path
+
+    from keras_cdseg.training.duration import duration_lines, measure_in_child, nvidia_driver_gpus
+
+    steps_done = _steps_done(run_dir) if resume else 0
+    step_seconds = None
+    if estimate and run_config.train.steps - steps_done >= 1000:
+        click.echo("Timing the training step before step 1 (--no-estimate skips this) ...", err=True)
+        step_seconds = measure_in_child(run_config, _num_classes(Path(run_config.data_dir)))
+    lines = duration_lines(run_config.train.steps, step_seconds, bool(nvidia_driver_gpus()), run_config.recipe,
+                           steps_done, data_dir=run_config.data_dir, out_dir=run_dir)  # fmt: skip
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def _steps_done(run_dir):
+    import json
+    from pathlib import Path
+
+    try:
+        return int(json.loads((Path(run_dir) / "summary.json").read_text()).get("steps_done", 0))
+    except (OSError, ValueError, TypeError):
+        return 0
+
+
+def _num_classes(data_dir):
+    import json
+
+    try:
+        return max(2, len(json.loads((data_dir / "dataset.json").read_text())["labels"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 2
+
+
+def _show_paper_defaults(command):
+    """Every option with no default of its own shows the paper's value (the config classes' defaults)."""
+    import dataclasses
+
+    from keras_cdseg.config import DataConfig, ModelConfig, TrainConfig
+    from keras_cdseg.training.cli_config import OPTION_FIELDS
+
+    sections = {"data": DataConfig(), "model": ModelConfig(), "train": TrainConfig()}
+    for param in command.params:
+        if isinstance(param, click.Option) and param.show_default is None and param.name in OPTION_FIELDS:
+            section, field = OPTION_FIELDS[param.name]
+            value = getattr(sections[section], field)
+            if dataclasses.is_dataclass(value) or value is None:
+                value = "preset's" if section == "model" else "none"
+            param.show_default = str({True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value)
+
+
+_show_paper_defaults(train)
