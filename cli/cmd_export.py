@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from cdseg.errors import user_errors
+from cdseg.options import verbose_flag
 
 
 @click.command()
@@ -14,9 +15,10 @@ from cdseg.errors import user_errors
               help="Integer version; default: one more than the highest existing. Never overwrites.")
 @click.option("--root", type=click.Path(path_type=Path), default=Path("saved_models"), show_default=True,
               help="Export root (TF Serving's --model_base_path is ROOT/NAME).")
-@click.option("--tflite", is_flag=True, help="Also write NAME.tflite (float32).")
+@click.option("--tflite", is_flag=True, show_default=True, help="Also write NAME.tflite (float32).")
 @click.option("--quantize", type=click.Choice(["float16", "dynamic"]), multiple=True,
               help="Also write NAME_<q>.tflite with float16 weights or dynamic-range int8 (repeatable).")
+@verbose_flag
 @user_errors
 def export(source, name, version, root, tflite, quantize):
     """Export SOURCE (a run directory or a .keras generator) to ROOT/NAME/VERSION/.

@@ -36,7 +36,7 @@ from cdseg.errors import user_errors
     "values follow the order given.",
 )
 @click.option("--overwrite", is_flag=True, help="Replace OUT_DIR if it is an earlier synthetic dataset.")
-@click.option("--quiet", is_flag=True, help="No per-case progress lines.")
+@click.option("-q", "--quiet", is_flag=True, help="No per-case progress lines.")
 @user_errors
 def synth(out_dir, seed, num_ct, num_mr, size, test_fraction, num_test, labels, overwrite, quiet):
     """Write unpaired CT and MR abdominal phantoms as a dataset directory.

@@ -66,3 +66,16 @@ def test_unknown_command_is_a_usage_error():
     result = CliRunner().invoke(cli, ["trian"])
     assert result.exit_code == 2
     assert "No such command" in result.output
+
+
+def test_one_spelling_per_concept_across_commands():
+    runner = CliRunner()
+    helps = {name: " ".join(runner.invoke(cli, [name, "--help"]).output.split())
+             for name in ("predict", "train", "demo", "export", "synth", "info")}  # fmt: skip
+    for name in ("predict", "train", "demo", "synth"):
+        assert "-q, --quiet" in helps[name], name
+    for name in ("predict", "train", "demo", "export", "info"):
+        assert "-v, --verbose" in helps[name], name
+    assert "--postprocess / --no-postprocess" in helps["predict"]
+    assert "--modality TEXT" in helps["train"]
+    assert "about 5 minutes" not in helps["demo"]
