@@ -121,7 +121,7 @@ def write_results(out_dir, planned, status=None):
 
     out_dir = Path(out_dir)
     claim = _read_json(out_dir / SETTINGS_FILE)
-    folds = _read_json(out_dir / FOLDS_FILE)["folds"]
+    folds = (_read_json(out_dir / FOLDS_FILE) or {}).get("folds", [])
     results = [_read_json(p) for p in sorted(out_dir.glob(f"runs/fold*/*/{RESULT_FILE}"))]
     record = build_results(claim, folds, [r for r in results if r], planned, status=status)
     write_json_atomic(out_dir / "results.json", record)

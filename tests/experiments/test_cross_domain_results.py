@@ -109,3 +109,11 @@ def test_results_md_has_the_tables_anchors_and_status(record):
     assert "(1 missed)" in text.split("## ASSD (mm), MR")[1].split("##")[0]
     assert "| Zero-shot: CT-only model on MR | MR | Dice | 4 | +0.500 [" in text
     assert "| 0 | 2 CT, 2 MR | finished, 1.0 min | finished, 1.0 min | finished, 1.0 min | failed |" in text
+
+
+def test_a_benchmark_with_nothing_finished_still_renders():
+    record = build_results(CLAIM, FOLDS, [], ["method", "ct_only"], status="running")
+    assert record["progress"]["num_finished"] == 0 and record["organs"] == [] and record["cases"] == []
+    text = render_results(record)
+    assert "**Status: running; 0 of 4 runs finished.**" in text and "none measured yet" in text
+    assert "| 1 | 2 CT, 2 MR | pending | pending |" in text
