@@ -8,7 +8,7 @@ command-line flags. The run's config.json records the resolved values and the re
   the defaults of the config classes; meant for GPUs.
 - "real-cpu": real CT + MR on a 2-core CPU in about an hour: a small U-Net at 128² and 2.5 mm, cross-entropy +
   Dice, polynomial learning-rate decay, organ-balanced slice sampling and the "real" augmentation preset
-  (other windows, intensity compression of full-range HU CT, bias field, noise). docs/training.md,
+  (other windows, intensity compression of full-range HU CT, organ contrast, bias field, noise). docs/training.md,
   "Recipes", has the measurements behind each choice.
 """
 

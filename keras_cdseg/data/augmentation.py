@@ -3,7 +3,7 @@
 Parameters are drawn per slice in numpy from the step's seeded generator (so a seed fixes every batch) and
 applied in TF on the `[B, H, W, 2T+1]` batch, all channels of a slice alike:
 
-    rotate/zoom -- gamma, contrast, brightness -- bias field -- other window | intensity compression -- noise
+    rotate/zoom -- organ contrast -- gamma, contrast, brightness -- bias field -- other window | compression -- noise
 
 Every intensity change is modality-blind: it is drawn for any slice, CT or MR. Two of them exist because of
 how users' scans differ from the training scans *after* per-volume percentile rescaling:
@@ -11,6 +11,10 @@ how users' scans differ from the training scans *after* per-volume percentile re
 - "compression": tissue squeezed into a narrow band high in [0, 1] with the outside of the body at 0, which is
   what full-range HU CT (air −1000, bone +1500) becomes when its percentiles, not a soft-tissue window, set
   the range (the real CT in `tests/data/real`: liver 0.83, kidneys 0.80 against 0.64–0.88 for windowed CT).
+And one uses the label: "organ contrast" shifts each labelled organ's intensity by its own random amount, as
+contrast phases do in CT (kidneys at 12–16 HU in the real non-contrast CT, 150–230 HU in portal-venous BTCV) and
+sequences do in MR (liver brighter than spleen on T1, darker on T2), so organs are told apart by shape and
+position, not only by brightness.
 No flips: the liver is on the right.
 """
 
@@ -22,9 +26,12 @@ import tensorflow as tf
 from keras_cdseg.errors import InputError
 
 # angle, scale, gamma, contrast, brightness, bias amplitude, 5 bias coefficients, window on, window low,
-# window width, compression on, compression offset, compression scale, noise std
-NUM_PARAMS = 18
-IDENTITY_PARAMS = (0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0)
+# window width, compression on, compression offset, compression scale, noise std, then one intensity offset for
+# each of the label values 1..MAX_ORGANS (values above it get none)
+MAX_ORGANS = 8
+IDENTITY_PARAMS = (0.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0, 0.0) + (0.0,) * MAX_ORGANS
+NUM_PARAMS = len(IDENTITY_PARAMS)
+_ORGAN_OFFSETS = slice(18, 18 + MAX_ORGANS)
 # Closing radius (pixels) of the body mask used by the compression: bridges fat clipped to 0 inside the body.
 _BODY_CLOSING = 5
 _BODY_THRESHOLD = 0.05
@@ -53,6 +60,9 @@ class Augmentation:
             Defaults to (0.2, 0.75).
         noise_probability: float. Chance of additive Gaussian noise. Defaults to 0.
         noise_max: float. Largest noise standard deviation (the image spans [0, 1]). Defaults to 0.05.
+        organ_contrast_probability: float. Chance of shifting each labelled organ's intensities by its own
+            offset, uniform in [-organ_contrast_max, organ_contrast_max]. Defaults to 0.
+        organ_contrast_max: float. Largest organ offset. Defaults to 0.2.
     """
 
     rotation_deg: float = 10.0
@@ -69,6 +79,8 @@ class Augmentation:
     compression_offset_range: tuple = (0.2, 0.75)
     noise_probability: float = 0.0
     noise_max: float = 0.05
+    organ_contrast_probability: float = 0.0
+    organ_contrast_max: float = 0.2
 
     def sample(self, rng, num_samples):
         """float32 `[num_samples, NUM_PARAMS]` in the order of `IDENTITY_PARAMS`.
@@ -102,6 +114,10 @@ class Augmentation:
         if self.noise_probability > 0:
             on = rng.random(num_samples) < self.noise_probability
             params[:, 17] = on * rng.uniform(0, self.noise_max, num_samples)
+        if self.organ_contrast_probability > 0:
+            on = rng.random(num_samples) < self.organ_contrast_probability
+            offsets = rng.uniform(-self.organ_contrast_max, self.organ_contrast_max, (num_samples, MAX_ORGANS))
+            params[:, _ORGAN_OFFSETS] = on[:, None] * offsets
         return params.astype(np.float32)
 
 
@@ -121,6 +137,8 @@ PRESETS = {
         compression_probability=0.25,
         noise_probability=0.2,
         noise_max=0.05,
+        organ_contrast_probability=0.3,
+        organ_contrast_max=0.2,
     ),
 }
 
@@ -155,6 +173,7 @@ def augment_batch(image, label, params, seed=None):
     image = warp(image, "BILINEAR")
     label = warp(label[..., None], "NEAREST")[..., 0]
     body = _body_mask(image)  # before the intensity jitter lifts the background off 0
+    image = image + _organ_offsets(label, params[:, _ORGAN_OFFSETS])
     # x ** gamma as exp(gamma · log x): Eigen vectorises exp/log but not pow (5× faster); log 0 = -inf → 0.
     image = tf.exp(tf.math.log(tf.clip_by_value(image, 0.0, 1.0)) * _per_slice(gamma))
     image = image * _per_slice(contrast) + _per_slice(brightness)
@@ -168,6 +187,14 @@ def augment_batch(image, label, params, seed=None):
 
 def _per_slice(values):
     return values[:, None, None, None]
+
+
+def _organ_offsets(label, offsets):
+    # offsets[b, k] applies where label == k + 1; a gather over [0, offsets...] indexed by the label value.
+    table = tf.concat([tf.zeros_like(offsets[:, :1]), offsets], axis=1)  # [B, 1 + MAX_ORGANS]
+    index = tf.minimum(tf.cast(label, tf.int32), MAX_ORGANS + 1)
+    table = tf.concat([table, tf.zeros_like(offsets[:, :1])], axis=1)  # values above MAX_ORGANS: no offset
+    return tf.gather(table, index, batch_dims=1)[..., None]
 
 
 def _bias_field(amplitude, coefficients, height, width):

@@ -98,3 +98,21 @@ def test_bias_field_is_smooth_and_multiplicative_and_noise_has_its_std():
 def test_augmentation_is_a_frozen_dataclass_with_validated_use():
     with pytest.raises(Exception):
         Augmentation().rotation_deg = 3  # frozen
+
+
+def test_organ_contrast_shifts_each_organ_by_its_own_offset():
+    image, label = _body_slice(size=64)
+    label = label.copy()
+    label[0, :4, :4] = 2  # a second 'organ' in the corner
+    x, y = _apply(image, label, c0=0.0)  # identity first
+    np.testing.assert_allclose(x, image, atol=1e-6)
+    params = np.asarray(IDENTITY_PARAMS, np.float32)[None].copy()
+    params[0, 18], params[0, 19] = 0.1, 0.05  # label 1, label 2 (the gamma step clips to [0, 1] after)
+    x, _ = augment_batch(tf.constant(image), tf.constant(label), tf.constant(params))
+    x = x.numpy()
+    np.testing.assert_allclose(x[0][label[0] == 1], 0.9, atol=1e-6)
+    np.testing.assert_allclose(x[0][label[0] == 2], 0.05, atol=1e-6)
+    np.testing.assert_allclose(x[0][label[0] == 0], image[0][label[0] == 0], atol=1e-6)
+    params = augmentation_preset("real").sample(np.random.default_rng(0), 1000)[:, 18:]
+    shifted = np.any(params != 0, axis=1)
+    assert 0.25 < shifted.mean() < 0.35 and np.abs(params).max() <= 0.2
