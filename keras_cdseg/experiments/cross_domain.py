@@ -23,7 +23,7 @@ from pathlib import Path
 from keras_cdseg.errors import InputError, TrainingError
 from keras_cdseg.experiments.cross_domain_settings import CrossDomainSettings, select_variants
 from keras_cdseg.experiments.folds import make_folds, write_fold_dataset
-from keras_cdseg.experiments.runner import _clock, _differences, _read_json
+from keras_cdseg.experiments.resumable import clock, differences, read_json, train_or_resume
 from keras_cdseg.io_utils import write_json_atomic
 
 FORMAT = "cdseg-cross-domain/1"
@@ -69,7 +69,7 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
     index = load_dataset(data_dir)
     cases = [case for case in index.training if case.label is not None]
     folds = make_folds(cases, settings.num_folds, settings.seed, source=index.root / "dataset.json")
-    _claim_out_dir(out_dir, index.root, settings, folds)
+    _claim_out_dir(out_dir, index.root, settings, folds, log)
     for fold in folds:
         write_fold_dataset(index, fold, fold_data_dir(out_dir, fold["fold"]))
 
@@ -85,7 +85,7 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
         if _is_done(root):
             log(f"{prefix}: done, skipped")
             continue
-        log(f"{prefix}: {_clock(time.perf_counter() - started)} elapsed")
+        log(f"{prefix}: {clock(time.perf_counter() - started)} elapsed")
         run_started = time.perf_counter()
         result = run_one(variant, fold, out_dir, settings, verbose=verbose, log=log)
         if result["status"] == "interrupted":
@@ -96,19 +96,19 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
         write_results(out_dir, planned, status="running")
         remaining = sum(not _is_done(run_root(out_dir, f, v.key)) for f, v in todo[number:])
         per_run = sum(run_times) / len(run_times)
-        log(f"{prefix}: {_summary_line(result)}; {_clock(per_run)} per run measured, {remaining} left, "
-            f"~{_clock(remaining * per_run)} to go")  # fmt: skip
+        log(f"{prefix}: {_summary_line(result)}; {clock(per_run)} per run measured, {remaining} left, "
+            f"~{clock(remaining * per_run)} to go")  # fmt: skip
     record = write_results(out_dir, planned, status=status)
-    log(f"cross-domain {status} in {_clock(time.perf_counter() - started)}: {out_dir / 'results.md'}")
+    log(f"cross-domain {status} in {clock(time.perf_counter() - started)}: {out_dir / 'results.md'}")
     return record
 
 
 def rebuild_results(out_dir):
     """Rewrites results.json and results.md from the result.json files already in `out_dir`."""
     out_dir = Path(out_dir)
-    if _read_json(out_dir / SETTINGS_FILE) is None:
+    if read_json(out_dir / SETTINGS_FILE) is None:
         raise InputError(out_dir, f"not a cross-domain results directory (no {SETTINGS_FILE})")
-    previous = _read_json(out_dir / "results.json") or {}
+    previous = read_json(out_dir / "results.json") or {}
     planned = previous.get("planned_variants") or sorted({p.name for p in out_dir.glob("runs/fold*/*") if p.is_dir()})
     return write_results(out_dir, planned, status=previous.get("status"))
 
@@ -120,9 +120,9 @@ def write_results(out_dir, planned, status=None):
     from keras_cdseg.io_utils import write_text_atomic
 
     out_dir = Path(out_dir)
-    claim = _read_json(out_dir / SETTINGS_FILE)
-    folds = (_read_json(out_dir / FOLDS_FILE) or {}).get("folds", [])
-    results = [_read_json(p) for p in sorted(out_dir.glob(f"runs/fold*/*/{RESULT_FILE}"))]
+    claim = read_json(out_dir / SETTINGS_FILE)
+    folds = (read_json(out_dir / FOLDS_FILE) or {}).get("folds", [])
+    results = [read_json(p) for p in sorted(out_dir.glob(f"runs/fold*/*/{RESULT_FILE}"))]
     record = build_results(claim, folds, [r for r in results if r], planned, status=status)
     write_json_atomic(out_dir / "results.json", record)
     write_text_atomic(out_dir / "results.md", render_results(record))
@@ -157,12 +157,12 @@ def run_one(variant, fold, out_dir, settings, verbose=0, log=None):
         del timings["train_s"]
 
     started = time.perf_counter()
-    report = _read_json(eval_dir / "report.json")
+    report = read_json(eval_dir / "report.json")
     if report is None:
         if eval_dir.exists():
             shutil.rmtree(eval_dir)
         evaluate_fold(load_predictor(train_dir), data_dir, eval_dir, model_path=train_dir)
-        report = _read_json(eval_dir / "report.json")  # the JSON-safe form (non-finite values spelled out)
+        report = read_json(eval_dir / "report.json")  # the JSON-safe form (non-finite values spelled out)
     timings["evaluate_s"] = round(time.perf_counter() - started, 1)
 
     run = load_run(train_dir)
@@ -177,33 +177,6 @@ def run_one(variant, fold, out_dir, settings, verbose=0, log=None):
     }
     write_json_atomic(root / RESULT_FILE, result)
     return result
-
-
-def train_or_resume(run_config, train_dir, verbose=0, log=None):
-    """Trains a run, resumes it from its last checkpoint, or reuses its finished training.
-
-    Returns:
-        `(summary, seconds)`: the run's summary.json content and the training time of this call (None when
-        the training was already finished).
-    """
-    import keras
-
-    from keras_cdseg.run_dir import SUMMARY_FILE, is_run_dir, load_run
-    from keras_cdseg.training.trainer import train
-
-    train_dir = Path(train_dir)
-    summary = _read_json(train_dir / SUMMARY_FILE)
-    if summary and summary.get("status") == "finished":
-        return summary, None
-    resume = is_run_dir(train_dir)
-    if resume:
-        run_config = load_run(train_dir).config
-    elif train_dir.exists():  # a run that died before writing its config: nothing to keep
-        shutil.rmtree(train_dir)
-    keras.backend.clear_session()
-    started = time.perf_counter()
-    summary = train(run_config, train_dir, resume=resume, verbose=verbose, log=log)
-    return summary, round(time.perf_counter() - started, 1)
 
 
 def evaluate_fold(predictor, fold_dir, out_dir, model_path):
@@ -238,12 +211,12 @@ def case_rows(report):
     return rows
 
 
-def _claim_out_dir(out_dir, data_root, settings, folds):
+def _claim_out_dir(out_dir, data_root, settings, folds, log):
     base = settings.base_run_config(data_root, out_dir / "cache").to_dict()
     for key in ("data_dir", "cache_dir"):
         base.pop(key)
     wanted = {"format": FORMAT, "data_dir": str(data_root), "settings": settings.recorded(), "run_config": base}
-    existing = _read_json(out_dir / SETTINGS_FILE)
+    existing = read_json(out_dir / SETTINGS_FILE)
     if existing is None:
         if out_dir.exists() and any(out_dir.iterdir()):
             raise InputError(out_dir, "exists, is not empty and holds no cross-domain benchmark; choose another --out")
@@ -252,18 +225,24 @@ def _claim_out_dir(out_dir, data_root, settings, folds):
                                                   "rule": "by patient, stratified by modality", "folds": folds})  # fmt: skip
         write_json_atomic(out_dir / SETTINGS_FILE, wanted)
         return
-    for key in ("format", "data_dir", "settings", "run_config"):
+    for key in ("format", "settings", "run_config"):
         if existing.get(key) != wanted[key]:
             raise InputError(out_dir / SETTINGS_FILE, f"holds a benchmark with other {key} "
-                             f"({_differences(existing.get(key), wanted[key])}); use the same settings or another --out")  # fmt: skip
-    recorded = (_read_json(out_dir / FOLDS_FILE) or {}).get("folds")
+                             f"({differences(existing.get(key), wanted[key])}); use the same settings or another --out")  # fmt: skip
+    recorded = (read_json(out_dir / FOLDS_FILE) or {}).get("folds")
     if recorded != folds:
         raise InputError(out_dir / FOLDS_FILE, "the dataset's training cases changed since these folds were made; "
                                                "use another --out")  # fmt: skip
+    if existing.get("data_dir") != wanted["data_dir"]:
+        # The same cases (ids, modalities, hence folds) at another path: a dataset prepared again in a new
+        # session or on another machine. The fold datasets are rewritten to point at it; runs resume.
+        log(f"cross-domain: the dataset moved from {existing.get('data_dir')} to {wanted['data_dir']}; "
+            "its cases and folds match, resuming")  # fmt: skip
+        write_json_atomic(out_dir / SETTINGS_FILE, existing | {"data_dir": wanted["data_dir"]})
 
 
 def _is_done(root):
-    return (_read_json(root / RESULT_FILE) or {}).get("status") in DONE
+    return (read_json(root / RESULT_FILE) or {}).get("status") in DONE
 
 
 def _summary_line(result):

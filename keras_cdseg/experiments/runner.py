@@ -23,6 +23,7 @@ from pathlib import Path
 
 from keras_cdseg.errors import InputError, TrainingError
 from keras_cdseg.experiments.variants import REFERENCE, TABLES, VARIANTS_BY_KEY, AblationSettings, select_variants
+from keras_cdseg.experiments.resumable import clock, differences, read_json, train_or_resume
 from keras_cdseg.io_utils import write_json_atomic, write_text_atomic
 
 SETTINGS_FILE = "ablation.json"
@@ -84,8 +85,8 @@ def run_ablation(data_dir, out_dir, settings=AblationSettings(), seeds=(0, 1, 2)
             log(f"{prefix}: done, skipped")
             continue
         remaining = sum(not _is_done(run_root(out_dir, s, v.key)) for s, v in todo[number - 1 :])
-        eta = f", ~{_clock(remaining * sum(trained_times) / len(trained_times))} left" if trained_times else ""
-        log(f"{prefix} ({variant.label}): {_clock(time.perf_counter() - started)} elapsed{eta}")
+        eta = f", ~{clock(remaining * sum(trained_times) / len(trained_times))} left" if trained_times else ""
+        log(f"{prefix} ({variant.label}): {clock(time.perf_counter() - started)} elapsed{eta}")
         run_started = time.perf_counter()
         result = run_one(variant, seed, index.root, out_dir, settings, test_slices, verbose=verbose, log=log)
         trained_times.append(time.perf_counter() - run_started)
@@ -102,14 +103,14 @@ def run_ablation(data_dir, out_dir, settings=AblationSettings(), seeds=(0, 1, 2)
         except InputError as e:
             log(f"Fig. 2 skipped: {e}")
     record = _write_report(out_dir, status)
-    log(f"ablation {status} in {_clock(time.perf_counter() - started)}: {out_dir / REPORT_FILE}")
+    log(f"ablation {status} in {clock(time.perf_counter() - started)}: {out_dir / REPORT_FILE}")
     return record
 
 
 def rebuild_report(out_dir):
     """Rewrites runs.json and report.md from the result.json files already in `out_dir`; returns runs.json."""
     out_dir = Path(out_dir)
-    if _read_json(out_dir / SETTINGS_FILE) is None:
+    if read_json(out_dir / SETTINGS_FILE) is None:
         raise InputError(out_dir, f"not an ablation results directory (no {SETTINGS_FILE})")
     return _write_report(out_dir, status=None)
 
@@ -128,47 +129,36 @@ def run_one(variant, seed, data_dir, out_dir, settings, test_slices, verbose=0, 
     Returns a dict with "status": "finished", "failed" (non-finite loss: `TrainingError`, recorded) or
     "interrupted" (Ctrl-C during training; nothing recorded, resumable).
     """
-    import keras
-
-    from keras_cdseg.run_dir import SUMMARY_FILE, is_run_dir, load_run
-    from keras_cdseg.training.trainer import train
+    from keras_cdseg.run_dir import load_run
 
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     root = run_root(out_dir, seed, variant.key)
     train_dir, eval_dir = root / "train", root / "evaluation"
     run_config = settings.run_config(variant, seed, data_dir, cache_dir=Path(out_dir) / "cache")
     timings = {}
-    summary = _read_json(train_dir / SUMMARY_FILE)
-    if not summary or summary.get("status") != "finished":
-        resume = is_run_dir(train_dir)
-        if resume:
-            run_config = load_run(train_dir).config
-        elif train_dir.exists():  # a run that died before writing its config: nothing to keep
-            shutil.rmtree(train_dir)
-        keras.backend.clear_session()
-        started = time.perf_counter()
-        try:
-            summary = train(run_config, train_dir, resume=resume, verbose=verbose, log=lambda t: log(f"    {t}"))
-        except TrainingError as e:
-            result = _base_result(variant, seed, root, out_dir) | {"status": "failed", "error": str(e)}
-            write_json_atomic(root / RESULT_FILE, result)
-            return result
-        timings["train_s"] = round(time.perf_counter() - started, 1)
-        if summary["status"] != "finished":
-            return {"status": "interrupted"}
+    try:
+        summary, timings["train_s"] = train_or_resume(run_config, train_dir, verbose, lambda t: log(f"    {t}"))
+    except TrainingError as e:
+        result = _base_result(variant, seed, root, out_dir) | {"status": "failed", "error": str(e)}
+        write_json_atomic(root / RESULT_FILE, result)
+        return result
+    if summary["status"] != "finished":
+        return {"status": "interrupted"}
+    if timings["train_s"] is None:
+        del timings["train_s"]
 
     from keras_cdseg.evaluation.model_cases import evaluate_model
     from keras_cdseg.inference.predictors import load_predictor
 
     started = time.perf_counter()
     predictor = load_predictor(train_dir)
-    report = _read_json(eval_dir / "report.json")
+    report = read_json(eval_dir / "report.json")
     if report is None:
         if eval_dir.exists():
             shutil.rmtree(eval_dir)
         report = evaluate_model(predictor, data_dir, eval_dir, split="test", overlays=False, progress=False,
                                 model_path=train_dir)  # fmt: skip
-        report = _read_json(eval_dir / "report.json")  # the JSON-safe form (non-finite values spelled out)
+        report = read_json(eval_dir / "report.json")  # the JSON-safe form (non-finite values spelled out)
     timings["evaluate_s"] = round(time.perf_counter() - started, 1)
 
     from keras_cdseg.analysis.sparsity import compute_sparsity
@@ -195,12 +185,12 @@ def run_one(variant, seed, data_dir, out_dir, settings, test_slices, verbose=0, 
 def write_runs_json(out_dir, status=None):
     """Collects every runs/seed*/*/result.json into RESULTS_DIR/runs.json; returns its content."""
     out_dir = Path(out_dir)
-    results = [_read_json(p) for p in sorted(out_dir.glob(f"runs/seed*/*/{RESULT_FILE}"))]
+    results = [read_json(p) for p in sorted(out_dir.glob(f"runs/seed*/*/{RESULT_FILE}"))]
     results = sorted((r for r in results if r), key=lambda r: (r["seed"], _order(r["variant"])))
-    previous = _read_json(out_dir / RUNS_FILE) or {}
+    previous = read_json(out_dir / RUNS_FILE) or {}
     record = {
         "format": "cdseg-ablation/1",
-        "settings": _read_json(out_dir / SETTINGS_FILE),
+        "settings": read_json(out_dir / SETTINGS_FILE),
         "status": status or previous.get("status", "running"),
         "runs": results,
     }
@@ -218,7 +208,7 @@ def make_figure(out_dir, test_slices, log):
     seeds = sorted(int(p.name[4:]) for p in (out_dir / "runs").glob("seed*"))
     for seed in seeds:
         roots = {"Pre-BN": run_root(out_dir, seed, REFERENCE), "Post-BN": run_root(out_dir, seed, "post_bn_can")}
-        if all((_read_json(r / RESULT_FILE) or {}).get("status") == "finished" for r in roots.values()):
+        if all((read_json(r / RESULT_FILE) or {}).get("status") == "finished" for r in roots.values()):
             break
     else:
         raise InputError(out_dir, "no seed has both pre_bn_can and post_bn_can finished")
@@ -236,7 +226,7 @@ def make_figure(out_dir, test_slices, log):
 
 
 def _figure_record(out_dir):
-    record = _read_json(Path(out_dir) / FIGURE_JSON)
+    record = read_json(Path(out_dir) / FIGURE_JSON)
     if record:
         record = {k: v for k, v in record.items() if k != "histograms"}
     return record
@@ -244,7 +234,7 @@ def _figure_record(out_dir):
 
 def _claim_out_dir(out_dir, data_root, settings):
     wanted = {"format": "cdseg-ablation/1", "data_dir": str(data_root), "settings": settings.to_dict()}
-    existing = _read_json(out_dir / SETTINGS_FILE)
+    existing = read_json(out_dir / SETTINGS_FILE)
     if existing is None:
         if out_dir.exists() and any(out_dir.iterdir()):
             raise InputError(out_dir, "exists, is not empty and holds no ablation; choose another --out")
@@ -252,20 +242,13 @@ def _claim_out_dir(out_dir, data_root, settings):
         return
     for key in ("data_dir", "settings"):
         if existing.get(key) != wanted[key]:
-            differing = _differences(existing.get(key), wanted[key])
+            differing = differences(existing.get(key), wanted[key])
             raise InputError(out_dir / SETTINGS_FILE, f"holds an ablation with other {key} ({differing}); "
                                                       "use the same settings or another --out")  # fmt: skip
 
 
-def _differences(old, new):
-    if not (isinstance(old, dict) and isinstance(new, dict)):
-        return f"{old!r} vs {new!r}"
-    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-    return ", ".join(f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in keys)
-
-
 def _is_done(root):
-    return (_read_json(root / RESULT_FILE) or {}).get("status") in DONE
+    return (read_json(root / RESULT_FILE) or {}).get("status") in DONE
 
 
 def _base_result(variant, seed, root, out_dir):
@@ -314,15 +297,3 @@ def _log_result(prefix, result, log):
 def _order(key):
     keys = list(VARIANTS_BY_KEY)
     return keys.index(key) if key in keys else len(keys)
-
-
-def _clock(seconds):
-    seconds = int(round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
-
-
-def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None

@@ -146,3 +146,22 @@ def test_cli_errors_are_one_line_and_report_only_rebuilds(benchmark, phantoms, t
     result = invoke("--out", str(tmp_path / "busy"), "--report-only")
     assert result.exit_code == 2 and "not a cross-domain results directory" in result.output
     assert "--variants" in invoke("--help").output
+
+
+def test_a_moved_dataset_with_the_same_cases_resumes_and_other_cases_are_refused(benchmark, phantoms, tiny_settings, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(benchmark[0], out)
+    moved = tmp_path / "prepared_again"  # the same dataset prepared again elsewhere (a new session, a new machine)
+    shutil.copytree(phantoms, moved)
+    lines = []
+    record = run_cross_domain(moved, out, tiny_settings, variants=["ct_only"], log=lines.append)
+    assert f"moved from {phantoms} to {moved}; its cases and folds match, resuming" in lines[0]
+    assert sum("done, skipped" in line for line in lines) == 4 and record["status"] == "finished"
+    assert json.loads((out / "cross_domain.json").read_text())["data_dir"] == str(moved)
+    fold_cases = json.loads((out / "folds" / "fold0" / "dataset.json").read_text())["training"]
+    assert all(entry["image"].startswith(str(moved)) for entry in fold_cases)
+    dataset = json.loads((moved / "dataset.json").read_text())
+    dataset["training"] = dataset["training"][1:]  # one case fewer: other folds, not the same benchmark
+    (moved / "dataset.json").write_text(json.dumps(dataset))
+    with pytest.raises(InputError, match="training cases changed since these folds were made"):
+        run_cross_domain(moved, out, tiny_settings, variants=["ct_only"], log=lines.append)

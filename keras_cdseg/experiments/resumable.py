@@ -1,0 +1,61 @@
+"""What every resumable experiment (`runner`: the ablation, `cross_domain`: the real-scan benchmark) shares:
+training a run or picking it up where it stopped, reading its JSON records, and the messages about them."""
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+
+def train_or_resume(run_config, train_dir, verbose=0, log=None):
+    """Trains a run, resumes it from its last checkpoint, or reuses its finished training.
+
+    A run directory without a config (killed before `train` wrote it) holds nothing to keep and is removed.
+
+    Returns:
+        `(summary, seconds)`: the run's summary.json content (its "status" is "interrupted" after Ctrl-C) and
+        the training time of this call (None when the training was already finished).
+
+    Raises:
+        TrainingError: a non-finite loss (from `train`).
+    """
+    import keras
+
+    from keras_cdseg.run_dir import SUMMARY_FILE, is_run_dir, load_run
+    from keras_cdseg.training.trainer import train
+
+    train_dir = Path(train_dir)
+    summary = read_json(train_dir / SUMMARY_FILE)
+    if summary and summary.get("status") == "finished":
+        return summary, None
+    resume = is_run_dir(train_dir)
+    if resume:
+        run_config = load_run(train_dir).config
+    elif train_dir.exists():
+        shutil.rmtree(train_dir)
+    keras.backend.clear_session()
+    started = time.perf_counter()
+    summary = train(run_config, train_dir, resume=resume, verbose=verbose, log=log)
+    return summary, round(time.perf_counter() - started, 1)
+
+
+def read_json(path):
+    """The JSON content of `path`, or None when it is missing or half-written."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def clock(seconds):
+    """`H:MM:SS` of a duration in seconds."""
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def differences(old, new):
+    """`key: old vs new` for each key whose value differs (or the two values, when they are not dicts)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return f"{old!r} vs {new!r}"
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return ", ".join(f"{k}: {old.get(k)!r} vs {new.get(k)!r}" for k in keys)
