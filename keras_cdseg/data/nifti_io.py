@@ -106,7 +106,8 @@ def load_image(path):
     """Loads an intensity volume as float32; rejects NaN/Inf and constant images."""
     volume = _load(path)
     data = volume.data.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(data)):
+    # Integers (most CT and MR on disk) are finite; only a float source can hold NaN/Inf.
+    if not np.issubdtype(volume.data.dtype, np.integer) and not np.all(np.isfinite(data)):
         num_bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
         raise InputError(volume.path, f"image contains {num_bad} NaN/Inf voxels")
     if float(data.max()) == float(data.min()):

@@ -12,7 +12,7 @@ from PIL import Image
 
 from keras_cdseg.data.dicom_io import read_series
 from keras_cdseg.deploy.inputs import discover_inputs
-from keras_cdseg.deploy.predict import STATISTICS_JSON, predict_cases
+from keras_cdseg.deploy.predict import STATISTICS_JSON, label_statistics, predict_cases
 from keras_cdseg.errors import InputError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "data"))
@@ -85,6 +85,23 @@ def test_dicom_series_folder_is_segmented_on_its_own_grid(tmp_path):
     assert results[0]["input_kind"] == "dicom"
     assert results[0]["classes"]["liver"]["mean_intensity"] == pytest.approx(1300 - 1024)
     assert Image.open(tmp_path / "out" / "series_a_preview.png").size[1] > 256
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_label_statistics_match_masks_per_class_in_either_memory_order(order):
+    rng = np.random.default_rng(0)
+    image = np.asarray(rng.normal(40.0, 90.0, (23, 17, 9)), dtype=np.float32, order=order)
+    labels = np.asarray(rng.choice([0, 0, 0, 1, 2, 4], size=image.shape), dtype=np.uint8, order="C")
+    affine = np.diag([0.8, -0.8, 2.5, 1.0])
+    stats = label_statistics(labels, image, affine, {"background": 0, "liver": 1, "kidney": 2, "absent": 3, "spleen": 4})
+    for name, value in {"liver": 1, "kidney": 2, "spleen": 4}.items():
+        mask = labels == value
+        assert stats["classes"][name]["num_voxels"] == int(mask.sum())
+        assert stats["classes"][name]["volume_ml"] == pytest.approx(mask.sum() * 0.8 * 0.8 * 2.5 / 1000, abs=1e-3)
+        assert stats["classes"][name]["mean_intensity"] == pytest.approx(float(image[mask].mean(dtype=np.float64)), rel=1e-12)
+    assert stats["classes"]["absent"] == {"label_value": 3, "num_voxels": 0, "volume_ml": 0.0, "mean_intensity": None}
+    assert "background" not in stats["classes"] and stats["spacing_mm"] == pytest.approx([0.8, 0.8, 2.5])
+    assert stats["mean_intensity"] == pytest.approx(float(image.mean(dtype=np.float64)), rel=1e-12)
 
 
 def test_probability_maps_are_small_and_read_back_as_probabilities(tmp_path, scans):
