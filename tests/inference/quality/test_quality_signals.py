@@ -20,7 +20,9 @@ from keras_cdseg.inference.quality.signals import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deploy_fixtures import affine_for, blob_image, threshold_card, threshold_predictor  # noqa: E402
+from quality_fixtures import hand_made_calibration  # noqa: E402
 
 SHAPE = (40, 36, 12)
 SPACING = (4.0, 4.0, 4.0)
@@ -97,7 +99,7 @@ def test_inverted_intensity_input_segments_the_background(blob):
     assert dice_of(inside, prediction.labels == 1) < 0.3
     _, clean, _, _ = assess_volume(probe, volume, card.data_config, (1,))
     assert signals["organ_volume_ml"] > 3 * clean["organ_volume_ml"]
-    estimator = QualityEstimator(_calibration(clean["organ_volume_ml"]))
+    estimator = QualityEstimator(hand_made_calibration(clean["organ_volume_ml"]))
     record = estimator.estimate(signals, {"critic_score": "none", "feature_shift": "none"})
     assert record["flagged"] and "implausible_volume" in record["flags"]
     assert estimator.estimate(clean, {"critic_score": "none", "feature_shift": "none"})["flags"] == [
@@ -191,21 +193,6 @@ def test_perturbation_agreement_is_low_for_an_unstable_model(blob):
 
     labels = np.asarray(rng.random(SHAPE) > 0.5, np.uint8)
     assert perturbation_agreement(unstable, volume, card.data_config, labels, 1, ()) < 0.6
-
-
-def _calibration(volume_ml):
-    """A calibration record fitted on hand-made samples: confident predictions of a typical volume succeed."""
-    from keras_cdseg.inference.quality.calibration import fit_quality_model, volume_reference
-
-    rng = np.random.default_rng(0)
-    samples = []
-    for i in range(40):
-        good = i % 2 == 0
-        signals = {"mean_entropy": rng.uniform(0.0, 0.2) if good else rng.uniform(0.3, 1.0),
-                   "organ_volume_ml": volume_ml * (rng.uniform(0.9, 1.1) if good else rng.uniform(2, 5))}  # fmt: skip
-        samples.append({"signals": signals, "dice": rng.uniform(0.8, 1.0) if good else rng.uniform(0.0, 0.3)})
-    reference = volume_reference([volume_ml * 0.9, volume_ml, volume_ml * 1.1])
-    return {"volume_reference": reference, "samples": samples, "model": fit_quality_model(samples, reference)}
 
 
 def test_block_statistics_subgrid_keeps_at_most_64_rows_and_estimates_the_full_moments():

@@ -11,7 +11,7 @@ from scipy import ndimage
 
 from keras_cdseg.data.nifti_io import Volume
 from keras_cdseg.inference.quality.assess import assess_volume, dice_of
-from keras_cdseg.inference.quality.calibration import fit_quality_model, volume_reference
+from keras_cdseg.inference.quality.calibration import volume_reference
 from keras_cdseg.inference.quality.estimate import QualityEstimator
 from keras_cdseg.inference.quality.signals import QualityProbe
 from keras_cdseg.inference.quality.triage import (
@@ -26,7 +26,9 @@ from keras_cdseg.inference.quality.triage import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "deploy"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from deploy_fixtures import threshold_card, threshold_predictor  # noqa: E402
+from quality_fixtures import hand_made_calibration  # noqa: E402
 
 REAL = Path(__file__).resolve().parents[2] / "data" / "real"
 REAL_LIVER = 5
@@ -106,7 +108,7 @@ def test_a_label_map_fed_as_a_scan_fails_and_the_scan_itself_does_not(real_ct):
     image, organs = real_ct
     card = threshold_card(target_spacing_mm=4.0)
     probe = QualityProbe(threshold_predictor(), organ_value=1)
-    estimator = QualityEstimator(_calibration(1500.0), organ_name="liver")
+    estimator = QualityEstimator(hand_made_calibration(1500.0), organ_name="liver")
     results = {}
     for name, data in (("labels", organs), ("scan", np.asarray(image.dataobj))):
         _, signals, unavailable, _ = assess_volume(probe, Volume(data, image.affine), card.data_config, (1,))
@@ -132,7 +134,7 @@ def test_intensity_levels_of_scans_and_label_maps():
 
 
 def test_notes_are_kept_apart_from_warnings_and_volume_deviation_is_output():
-    estimator = QualityEstimator(_calibration(1500.0), organ_name="liver")
+    estimator = QualityEstimator(hand_made_calibration(1500.0), organ_name="liver")
     signals = {"mean_entropy": 0.05, "organ_volume_ml": 1500.0 * 1.02, "critic_score": None, **SCAN}
     record = estimator.estimate(signals, {"critic_score": "no discriminator beside the model"})
     assert record["verdict"] == "ok" and record["warnings"] == []
@@ -148,7 +150,7 @@ def test_notes_are_kept_apart_from_warnings_and_volume_deviation_is_output():
 
 
 def test_typical_ranges_come_from_the_clean_calibration_cases():
-    calibration = _calibration(1500.0)
+    calibration = hand_made_calibration(1500.0)
     calibration["samples"].append({"degradation": "noise_0.4", "dice": 0.1,
                                    "signals": {"mean_entropy": 9.0, "organ_volume_ml": 1.0}})  # fmt: skip
     ranges = typical_ranges(calibration)
@@ -170,18 +172,3 @@ def test_case_line_without_estimate_or_quality():
     warnings = judge(None, None, {"organ_volume_ml": 1000.0, **SCAN}, None, False)[1]
     uncalibrated = {**stats, "quality": {"verdict": "review", "estimated_dice": None, "warnings": warnings}}
     assert format_case_line(uncalibrated).endswith("  review: the model has no quality calibration")
-
-
-def _calibration(volume_ml):
-    """Hand-made samples: confident predictions of a typical volume succeed, unsure or huge ones fail."""
-    rng = np.random.default_rng(0)
-    samples = []
-    for i in range(40):
-        good = i % 2 == 0
-        signals = {"mean_entropy": rng.uniform(0.0, 0.2) if good else rng.uniform(0.3, 1.0),
-                   "organ_volume_ml": volume_ml * (rng.uniform(0.9, 1.1) if good else rng.uniform(2, 5))}  # fmt: skip
-        samples.append({"case_id": f"c{i // 2}", "degradation": "none" if good else "noise_0.4", "signals": signals,
-                        "dice": rng.uniform(0.85, 1.0) if good else rng.uniform(0.0, 0.3)})  # fmt: skip
-    reference = volume_reference([volume_ml * 0.9, volume_ml, volume_ml * 1.1])
-    return {"organ": {"name": "liver", "value": 1}, "volume_reference": reference, "samples": samples,
-            "model": fit_quality_model(samples, reference)}  # fmt: skip
