@@ -1,6 +1,6 @@
 """Which format to ship as the bundled model: load + predict time, size and Dice of each candidate; prints JSON.
 
-    python benchmarks/bench_bundle_formats.py [RUN_DIR] [--repeats 3]
+    python benchmarks/bench_bundle_formats.py [RUN_DIR] [--repeats 3] [--candidates keras_float32,keras_float16]
 
 Candidates, each bundled from the same run by scripts/bundle_model.py and measured in a new process
 (TensorFlow import, model load, one prediction of the real CT of ../shared/data/real):
@@ -32,6 +32,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", type=Path, nargs="?", default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--candidates", default=",".join(CANDIDATES),
+                        help="comma-separated subset (keras_float32 always runs: the reference); saved_model "
+                             "exports, which calibrates the quality estimate of a run without quality.json (minutes)")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # child mode: one candidate
     args = parser.parse_args()
     if args.measure is not None:
@@ -46,7 +49,13 @@ def main():
         tmp = Path(tmp)
         run_dir = args.run_dir or make_recipe_run(tmp / "untrained_run")
         results = {}
+        chosen = {"keras_float32", *args.candidates.split(",")}
+        unknown = sorted(chosen - set(CANDIDATES))
+        if unknown:
+            sys.exit(f"Error: --candidates: unknown {unknown}; known: {', '.join(CANDIDATES)}")
         for name, (model_format, float16) in CANDIDATES.items():
+            if name not in chosen:
+                continue
             record = bundle_model(run_dir, tmp / name, model_format, float16, name=name, max_mb=1e9)
             runs = [_child(tmp / name / "model") for _ in range(args.repeats)]
             results[name] = {
