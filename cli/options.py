@@ -27,7 +27,9 @@ def progress_options(fn):
                       metavar="[LEVEL]", callback=_show_framework_logs,
                       help="Also show TensorFlow's own log lines. (Deprecated: --verbose 0|1|2 sets Keras' "
                            "progress display; use -q for 0.)")(fn)  # fmt: skip
-    return click.option("-q", "--quiet", is_flag=True, help="No progress bar: only status lines and errors.")(fn)
+    return click.option("-q", "--quiet", is_flag=True,
+                        help="No progress bar: a status line per validation (step, loss, score, time left) "
+                             "and errors.")(fn)  # fmt: skip
 
 
 def keras_verbosity(quiet, verbose):

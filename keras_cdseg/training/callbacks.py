@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from keras_cdseg.io_utils import write_text_atomic
+from keras_cdseg.training.duration import format_duration
 
 
 class StepControl(keras.callbacks.Callback):
@@ -104,6 +105,40 @@ class HistoryWriter(keras.callbacks.Callback):
                     if name not in ("step", "epoch") and np.isfinite(value):
                         tf.summary.scalar(name, value)
             self.writer.flush()
+
+
+class ProgressLog(keras.callbacks.Callback):
+    """One line per epoch (every `val_every` steps) through `log`, for runs without Keras's progress bar
+    (`verbose=0`, e.g. every run of a benchmark): step, loss, validation score, speed and time left.
+
+    Speed and time left come from this session's steps only (a resumed run does not count its past).
+    """
+
+    def __init__(self, control, log):
+        super().__init__()
+        self.control = control
+        self.log = log
+        self.start_step = control.step
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        control = self.control
+        if control.failure is not None:
+            return
+        logs = logs or {}
+        steps = control.step - self.start_step
+        seconds_per_step = (time.perf_counter() - self.started) / steps if steps else float("nan")
+        left = (control.total_steps - control.step) * seconds_per_step
+        parts = [f"step {control.step}/{control.total_steps}"]
+        loss = next((name for name in ("seg_loss", "loss") if name in logs), None)
+        if loss is not None:
+            parts.append(f"{loss} {float(logs[loss]):.4f}")
+        if "val_score" in logs:
+            best = f" (best {control.best_score:.2f} at {control.best_step})" if control.best_step else ""
+            parts.append(f"val_score {float(logs['val_score']):.2f}{best}")
+        if math.isfinite(seconds_per_step):
+            parts.append(f"{seconds_per_step:.2f} s/step, ~{format_duration(left)} left")
+        self.log("; ".join(parts))
 
 
 def rows_to_csv(rows):

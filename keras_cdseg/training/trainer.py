@@ -29,7 +29,7 @@ from keras_cdseg.io_utils import atomic_path, write_json_atomic
 from keras_cdseg.models.cross_domain_model import CrossDomainModel
 from keras_cdseg.models.segmenter import build_discriminator, build_segmenter
 from keras_cdseg import run_dir as layout
-from keras_cdseg.training.callbacks import HistoryWriter, StepControl, read_history
+from keras_cdseg.training.callbacks import HistoryWriter, ProgressLog, StepControl, read_history
 from keras_cdseg.training.checkpoints import make_training_state
 from keras_cdseg.training.data_setup import prepare_training_data
 from keras_cdseg.training.validation import ValidationCallback
@@ -202,6 +202,8 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
     history = HistoryWriter(worker_dir / layout.HISTORY_FILE, control, history_rows, writer)
     # Order matters at epoch end: validation adds val_* to the logs, history records them, control checkpoints.
     callbacks = [validation, history, control]
+    if verbose == 0:  # no Keras progress bar: a line per epoch instead
+        callbacks.append(ProgressLog(control, log))
 
     started = time.perf_counter()
     with _stop_on_sigint(control, log):

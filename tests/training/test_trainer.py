@@ -67,12 +67,14 @@ def test_epoch_segments_cover_the_run_in_whole_epochs():
 def reference_run(tiny_dataset, tmp_path_factory):
     """An uninterrupted 24-step run: the result every interrupted or distributed variant must reproduce."""
     run_dir = tmp_path_factory.mktemp("runs") / "reference"
-    summary = train(tiny_config(tiny_dataset, steps=24, val_every=8, checkpoint_every=4), run_dir, verbose=0)
-    return run_dir, summary
+    lines = []
+    summary = train(tiny_config(tiny_dataset, steps=24, val_every=8, checkpoint_every=4), run_dir, verbose=0,
+                    log=lines.append)  # fmt: skip
+    return run_dir, summary, lines
 
 
 def test_a_run_writes_its_config_history_checkpoints_and_generators(reference_run, tiny_dataset):
-    run_dir, summary = reference_run
+    run_dir, summary, lines = reference_run
     assert summary["status"] == "finished" and summary["steps_done"] == 24
     run = load_run(run_dir)
     assert run.class_names == ["background", "liver"]
@@ -83,6 +85,11 @@ def test_a_run_writes_its_config_history_checkpoints_and_generators(reference_ru
     assert {"val_dice_liver_CT", "val_dice_liver_MR", "val_score_CT", "val_score_MR", "seg_loss", "d_loss"} <= set(history[0])
     best = max(history, key=lambda row: row["val_score"])
     assert summary["best_step"] == best["step"]
+    # Without Keras's progress bar (verbose=0) a line per epoch says where the run is and how long it has left.
+    progress = [line for line in lines if line.startswith("step ")]
+    assert [line.split(";")[0] for line in progress] == ["step 8/24", "step 16/24", "step 24/24"]
+    assert all("seg_loss " in line and "val_score " in line and " s/step, ~" in line for line in progress)
+    assert f"(best {summary['best_val_score']:.2f} at {summary['best_step']})" in progress[-1]
     checkpoints = sorted(p.name for p in (run_dir / "checkpoints").glob("*.index"))
     assert checkpoints == ["ckpt-16.index", "ckpt-20.index", "ckpt-24.index"]  # the last 3 kept
     assert load_model(run_dir / "best_generator.keras").output_shape == (None, 32, 32, 2)
@@ -92,7 +99,7 @@ def test_a_run_writes_its_config_history_checkpoints_and_generators(reference_ru
 
 
 def test_resume_after_sigkill_ends_with_the_uninterrupted_weights(reference_run, tiny_dataset, tmp_path):
-    reference_dir, _ = reference_run
+    reference_dir, _, _ = reference_run
     run_dir = tmp_path / "killed"
     flags = ["--data", str(tiny_dataset), "--out", str(run_dir), "--steps", "24", "--val-every", "8",
              "--checkpoint-every", "4", "--verbose", "0", *TINY_FLAGS]
@@ -216,7 +223,7 @@ def test_resume_and_out_rules(tiny_dataset, reference_run, tmp_path):
     runner = CliRunner()
     result = runner.invoke(cli, ["train", "--resume", str(tmp_path)])
     assert result.exit_code == 2 and "not a run directory" in result.output
-    reference_dir, _ = reference_run
+    reference_dir, _, _ = reference_run
     result = runner.invoke(cli, ["train", "--data", str(tiny_dataset), "--out", str(reference_dir), *TINY_FLAGS])
     assert result.exit_code == 2 and "already holds a run" in result.output
     result = runner.invoke(cli, ["train", "--resume", str(reference_dir), "--context", "2"])
