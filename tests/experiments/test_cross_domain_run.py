@@ -165,3 +165,32 @@ def test_a_moved_dataset_with_the_same_cases_resumes_and_other_cases_are_refused
     (moved / "dataset.json").write_text(json.dumps(dataset))
     with pytest.raises(InputError, match="training cases changed since these folds were made"):
         run_cross_domain(moved, out, tiny_settings, variants=["ct_only"], log=lines.append)
+
+
+def test_the_quality_estimate_is_calibrated_on_every_folds_own_test_scans(benchmark, tmp_path):
+    from keras_cdseg.experiments.fold_calibration import calibrate_from_folds
+    from keras_cdseg.inference.quality.degradations import CALIBRATION
+    from keras_cdseg.inference.quality.estimate import QualityEstimator
+
+    out, _, _ = benchmark
+    folds = json.loads((out / "folds.json").read_text())["folds"]
+    lines = []
+    record = calibrate_from_folds(out, "ct_only", degradations=CALIBRATION[:2], perturbations=False, log=lines.append)
+    assert record["source"]["folds"] == [0, 1] and record["source"]["variant"] == "ct_only"
+    # every scan once, by the fold model that never trained on it, clean and under each degradation
+    assert record["num_cases"] == 8 and len(record["samples"]) == 8 * 3
+    for sample in record["samples"]:
+        assert sample["case_id"] in folds[sample["fold"]]["test"]
+    assert record["model"]["num_samples"] == 24 and record["organ"]["name"] == "liver"
+    QualityEstimator(record)  # a usable quality.json record
+    assert lines[0].startswith("fold 0: ct_only on its 4 test scans x 3 variants")
+
+    moved = tmp_path / "results"
+    shutil.copytree(out, moved)
+    shutil.rmtree(run_root(moved, 1, "ct_only") / "train")  # a checkout without the runs' train/ directories
+    record = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:1], perturbations=False, log=lines.append)
+    assert record["source"]["folds"] == [0] and record["num_cases"] == 4
+    assert "fold 1: no finished ct_only run with its train/ directory; left out" in lines
+    shutil.rmtree(run_root(moved, 0, "ct_only") / "train")
+    with pytest.raises(InputError, match="no fold of 'ct_only' has a finished run"):
+        calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:1], perturbations=False, log=lines.append)

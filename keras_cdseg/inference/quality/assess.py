@@ -23,7 +23,7 @@ from keras_cdseg.inference.quality.estimate import (
     load_discriminator,
     organ_value_of,
 )
-from keras_cdseg.inference.quality.signals import QualityProbe, compiled_forward, perturbation_agreement
+from keras_cdseg.inference.quality.signals import QualityProbe, perturbation_agreement
 from keras_cdseg.inference.quality.triage import count_intensity_levels
 from keras_cdseg.inference.volume import predict_volume
 
@@ -103,12 +103,26 @@ def calibrate_generator(generator, discriminator, cases, data_config, labels, re
         reference_volumes_ml: organ volumes (mL) of reference segmentations (the plausibility range).
     """
     organ_value = organ_value_of(labels)
-    largest = (int(labels["liver"]),) if "liver" in labels else ()
     probe = QualityProbe(None, organ_value, generator=generator, discriminator=discriminator)
     started = time.perf_counter()
+    largest = liver_only(labels)
     samples = measure_samples(probe, cases, data_config, degradations, perturbations, largest, batch_size, log)
+    return quality_record(samples, reference_volumes_ml, labels, degradations, perturbations,
+                          time.perf_counter() - started)  # fmt: skip
+
+
+def liver_only(labels):
+    """The largest-component classes of the calibration passes: the liver's, where there is one."""
+    return (int(labels["liver"]),) if "liver" in labels else ()
+
+
+def quality_record(samples, reference_volumes_ml, labels, degradations, perturbations, seconds, **extra):
+    """The quality.json record: `samples` (of `measure_samples`) fitted into the estimate's model.
+
+    `extra` fields (e.g. where the samples came from) are added to the record.
+    """
+    organ_value = organ_value_of(labels)
     reference = volume_reference(reference_volumes_ml)
-    model = fit_quality_model(samples, reference)
     organ_name = next((n for n, v in labels.items() if int(v) == organ_value), str(organ_value))
     return {
         "format": QUALITY_FORMAT,
@@ -119,11 +133,12 @@ def calibrate_generator(generator, discriminator, cases, data_config, labels, re
         "perturbations": bool(perturbations),
         "num_cases": len({s["case_id"] for s in samples}),
         "volume_reference": reference,
-        "model": model,
+        "model": fit_quality_model(samples, reference),
         "samples": samples,
-        "seconds": round(time.perf_counter() - started, 1),
+        "seconds": round(seconds, 1),
         "method": "rank-normalized signals; L2-penalized logistic regression for failure (Dice < 0.5) and "
                   "fractional-logit regression for Dice (keras_cdseg.inference.quality.calibration)",
+        **extra,
     }  # fmt: skip
 
 

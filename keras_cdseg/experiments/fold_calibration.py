@@ -1,0 +1,92 @@
+"""The per-scan quality estimate calibrated on the cross-domain benchmark's held-out folds.
+
+A model trained on every labelled scan (the bundled model) has no held-out scan left to calibrate its quality
+estimate on. The benchmark's runs of the same recipe do: each fold's model never saw its test scans. Their
+signals and measured Dice, clean and under every calibration degradation, pooled over the folds, give a
+calibration on every real scan, each predicted by a model that did not train on it (as nnU-Net's
+cross-validation predicts every training case once). It assumes that the relation between the signals and
+Dice carries over from the fold models to a model of the same recipe trained on all scans; the record says
+where its samples came from.
+
+    calibrate_from_folds(RESULTS_DIR, variant="method") -> quality.json record
+"""
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from keras_cdseg.errors import InputError
+from keras_cdseg.experiments.cross_domain import FOLDS_FILE, fold_data_dir, run_root
+from keras_cdseg.experiments.resumable import read_json
+from keras_cdseg.inference.quality.degradations import CALIBRATION
+
+
+def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, perturbations=True, log=None):
+    """Pools every finished fold's run of `variant` on its own test scans into one quality.json record.
+
+    Args:
+        out_dir: the benchmark's RESULTS_DIR (its runs' train/ directories must still be there).
+        variant: which benchmark model's folds to use. Defaults to "method" (the bundled model's recipe).
+        degradations: the calibration degradations (`keras_cdseg.inference.quality.degradations`).
+        perturbations: bool. Also measure agreement under perturbation (3 extra passes per sample).
+        log: callable(str) for progress; defaults to stderr.
+
+    Returns:
+        The quality.json record (`assess.quality_record`) with `source`: the benchmark, variant and folds used.
+
+    Raises:
+        InputError: not a benchmark directory, or no fold of `variant` with a trained generator.
+    """
+    from keras_cdseg.data.dataset import load_dataset
+    from keras_cdseg.data.nifti_io import load_image, load_label
+    from keras_cdseg.inference.quality.assess import liver_only, measure_samples, quality_record, voxel_volume_ml
+    from keras_cdseg.inference.quality.estimate import DISCRIMINATOR_FILE, load_discriminator, organ_value_of
+    from keras_cdseg.inference.quality.signals import QualityProbe
+    from keras_cdseg.models.saving import load_generator
+    from keras_cdseg.run_dir import load_run
+
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    out_dir = Path(out_dir)
+    folds = (read_json(out_dir / FOLDS_FILE) or {}).get("folds")
+    if not folds:
+        raise InputError(out_dir, f"not a cross-domain results directory (no {FOLDS_FILE})")
+    started = time.perf_counter()
+    samples, reference, used, labels = [], [], [], None
+    for fold in folds:
+        train_dir = run_root(out_dir, fold["fold"], variant) / "train"
+        result = read_json(run_root(out_dir, fold["fold"], variant) / "result.json") or {}
+        if result.get("status") != "finished" or not (train_dir / "config.json").is_file():
+            log(f"fold {fold['fold']}: no finished {variant} run with its train/ directory; left out")
+            continue
+        run = load_run(train_dir)
+        if labels is not None and run.labels != labels:
+            raise InputError(train_dir, f"labels {run.labels} differ from the other folds' {labels}")
+        labels = run.labels
+        index = load_dataset(fold_data_dir(out_dir, fold["fold"]))
+        allowed = set(labels.values())
+        organ_value = organ_value_of(labels)
+        probe = QualityProbe(None, organ_value, generator=load_generator(run.generator_path("best")),
+                             discriminator=load_discriminator(train_dir / DISCRIMINATOR_FILE))  # fmt: skip
+
+        def cases(index=index, allowed=allowed, organ_value=organ_value):
+            for case in index.test:
+                label = load_label(case.label, allowed_values=allowed)
+                reference.append(np.count_nonzero(np.asarray(label.data) == organ_value) * voxel_volume_ml(label.affine))
+                yield case.case_id, load_image(case.image), np.asarray(label.data)
+
+        log(f"fold {fold['fold']}: {variant} on its {len(index.test)} test scans x {1 + len(degradations)} variants")
+        fold_samples = measure_samples(probe, cases(), run.config.data, degradations, perturbations,
+                                       liver_only(labels))  # fmt: skip
+        samples.extend({**sample, "fold": fold["fold"]} for sample in fold_samples)
+        used.append(fold["fold"])
+    if not used:
+        raise InputError(out_dir, f"no fold of {variant!r} has a finished run with its train/ directory")
+    source = {"benchmark": str(out_dir), "variant": variant, "folds": used, "num_folds": len(folds),
+              "rule": "each fold's model on its own test scans (never trained on them)"}  # fmt: skip
+    record = quality_record(samples, reference, labels, degradations, perturbations, time.perf_counter() - started,
+                            source=source)  # fmt: skip
+    log(f"quality calibration from {len(used)} fold(s): {record['num_cases']} scans, {len(samples)} samples, "
+        f"{record['model']['num_failures']} failures (Dice < 0.5)")  # fmt: skip
+    return record
