@@ -5,8 +5,9 @@
 For a model trained on every labelled scan (the bundled model, scripts/train_bundled_model.sh), which has no
 held-out scan of its own: each finished fold of the benchmark's `--variant` runs (same recipe) predicts its
 own test scans, clean and under every calibration degradation, and the pooled signals and Dice are fitted
-into RUN/quality.json (`keras_cdseg.experiments.fold_calibration`). The runs' train/ directories must still
-be in RESULTS_DIR (they are not committed). Written atomically; the record names the folds it used.
+into RUN/quality.json (`keras_cdseg.experiments.fold_calibration`). Each fold is measured once, from its run's
+train/ directory, and kept in runs/fold<k>/<variant>/fold_calibration.json, which later checkouts (without
+the train/ directories) pool. Written atomically; the record names the folds it used.
 """
 
 import argparse

@@ -8,6 +8,9 @@ cross-validation predicts every training case once). It assumes that the relatio
 Dice carries over from the fold models to a model of the same recipe trained on all scans; the record says
 where its samples came from.
 
+Each fold's samples are kept in `runs/fold<k>/<variant>/fold_calibration.json` (small, committed with the
+results like result.json), so a later checkout without the runs' train/ directories still pools them.
+
     calibrate_from_folds(RESULTS_DIR, variant="method") -> quality.json record
 """
 
@@ -21,13 +24,17 @@ from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.cross_domain import FOLDS_FILE, fold_data_dir, run_root
 from keras_cdseg.experiments.resumable import read_json
 from keras_cdseg.inference.quality.degradations import CALIBRATION
+from keras_cdseg.io_utils import write_json_atomic
+
+FOLD_FILE = "fold_calibration.json"
 
 
 def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, perturbations=True, log=None):
     """Pools every finished fold's run of `variant` on its own test scans into one quality.json record.
 
     Args:
-        out_dir: the benchmark's RESULTS_DIR (its runs' train/ directories must still be there).
+        out_dir: the benchmark's RESULTS_DIR. A fold is measured from its run's train/ directory once, then
+            read from its FOLD_FILE (kept only when made with the same variant, degradations and perturbations).
         variant: which benchmark model's folds to use. Defaults to "method" (the bundled model's recipe).
         degradations: the calibration degradations (`keras_cdseg.inference.quality.degradations`).
         perturbations: bool. Also measure agreement under perturbation (3 extra passes per sample).
@@ -37,15 +44,10 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
         The quality.json record (`assess.quality_record`) with `source`: the benchmark, variant and folds used.
 
     Raises:
-        InputError: not a benchmark directory, or no fold of `variant` with a trained generator.
+        InputError: not a benchmark directory, no fold of `variant` measured or measurable, or folds of
+            different labels.
     """
-    from keras_cdseg.data.dataset import load_dataset
-    from keras_cdseg.data.nifti_io import load_image, load_label
-    from keras_cdseg.inference.quality.assess import liver_only, measure_samples, quality_record, voxel_volume_ml
-    from keras_cdseg.inference.quality.estimate import DISCRIMINATOR_FILE, load_discriminator, organ_value_of
-    from keras_cdseg.inference.quality.signals import QualityProbe
-    from keras_cdseg.models.saving import load_generator
-    from keras_cdseg.run_dir import load_run
+    from keras_cdseg.inference.quality.assess import quality_record
 
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
@@ -53,36 +55,28 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     if not folds:
         raise InputError(out_dir, f"not a cross-domain results directory (no {FOLDS_FILE})")
     started = time.perf_counter()
+    names = [d.name for d in degradations]
+    settings = {"variant": variant, "degradations": names, "perturbations": bool(perturbations)}
     samples, reference, used, labels = [], [], [], None
     for fold in folds:
-        train_dir = run_root(out_dir, fold["fold"], variant) / "train"
-        result = read_json(run_root(out_dir, fold["fold"], variant) / "result.json") or {}
-        if result.get("status") != "finished" or not (train_dir / "config.json").is_file():
-            log(f"fold {fold['fold']}: no finished {variant} run with its train/ directory; left out")
-            continue
-        run = load_run(train_dir)
-        if labels is not None and run.labels != labels:
-            raise InputError(train_dir, f"labels {run.labels} differ from the other folds' {labels}")
-        labels = run.labels
-        index = load_dataset(fold_data_dir(out_dir, fold["fold"]))
-        allowed = set(labels.values())
-        organ_value = organ_value_of(labels)
-        probe = QualityProbe(None, organ_value, generator=load_generator(run.generator_path("best")),
-                             discriminator=load_discriminator(train_dir / DISCRIMINATOR_FILE))  # fmt: skip
-
-        def cases(index=index, allowed=allowed, organ_value=organ_value):
-            for case in index.test:
-                label = load_label(case.label, allowed_values=allowed)
-                reference.append(np.count_nonzero(np.asarray(label.data) == organ_value) * voxel_volume_ml(label.affine))
-                yield case.case_id, load_image(case.image), np.asarray(label.data)
-
-        log(f"fold {fold['fold']}: {variant} on its {len(index.test)} test scans x {1 + len(degradations)} variants")
-        fold_samples = measure_samples(probe, cases(), run.config.data, degradations, perturbations,
-                                       liver_only(labels))  # fmt: skip
-        samples.extend({**sample, "fold": fold["fold"]} for sample in fold_samples)
+        root = run_root(out_dir, fold["fold"], variant)
+        kept = read_json(root / FOLD_FILE)
+        if kept is None or {key: kept.get(key) for key in settings} != settings:
+            if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
+                log(f"fold {fold['fold']}: no {FOLD_FILE} and no finished {variant} run with its train/ directory; "
+                    "left out")  # fmt: skip
+                continue
+            kept = settings | _measure_fold(root / "train", fold_data_dir(out_dir, fold["fold"]), degradations,
+                                            perturbations, log, f"fold {fold['fold']}: {variant}")  # fmt: skip
+            write_json_atomic(root / FOLD_FILE, kept)
+        if labels is not None and kept["labels"] != labels:
+            raise InputError(root / FOLD_FILE, f"labels {kept['labels']} differ from the other folds' {labels}")
+        labels = kept["labels"]
+        samples.extend({**sample, "fold": fold["fold"]} for sample in kept["samples"])
+        reference.extend(kept["reference_volumes_ml"])
         used.append(fold["fold"])
     if not used:
-        raise InputError(out_dir, f"no fold of {variant!r} has a finished run with its train/ directory")
+        raise InputError(out_dir, f"no fold of {variant!r} has a {FOLD_FILE} or a finished run with its train/ directory")
     source = {"benchmark": str(out_dir), "variant": variant, "folds": used, "num_folds": len(folds),
               "rule": "each fold's model on its own test scans (never trained on them)"}  # fmt: skip
     record = quality_record(samples, reference, labels, degradations, perturbations, time.perf_counter() - started,
@@ -90,3 +84,31 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     log(f"quality calibration from {len(used)} fold(s): {record['num_cases']} scans, {len(samples)} samples, "
         f"{record['model']['num_failures']} failures (Dice < 0.5)")  # fmt: skip
     return record
+
+
+def _measure_fold(train_dir, fold_dir, degradations, perturbations, log, prefix):
+    """`{"labels", "samples", "reference_volumes_ml"}` of one fold's model on the fold's test scans."""
+    from keras_cdseg.data.dataset import load_dataset
+    from keras_cdseg.data.nifti_io import load_image, load_label
+    from keras_cdseg.inference.quality.assess import liver_only, measure_samples, voxel_volume_ml
+    from keras_cdseg.inference.quality.estimate import DISCRIMINATOR_FILE, load_discriminator, organ_value_of
+    from keras_cdseg.inference.quality.signals import QualityProbe
+    from keras_cdseg.models.saving import load_generator
+    from keras_cdseg.run_dir import load_run
+
+    run = load_run(train_dir)
+    index = load_dataset(fold_dir)
+    allowed, organ_value = set(run.labels.values()), organ_value_of(run.labels)
+    probe = QualityProbe(None, organ_value, generator=load_generator(run.generator_path("best")),
+                         discriminator=load_discriminator(Path(train_dir) / DISCRIMINATOR_FILE))  # fmt: skip
+    reference = []
+
+    def cases():
+        for case in index.test:
+            label = load_label(case.label, allowed_values=allowed)
+            reference.append(np.count_nonzero(np.asarray(label.data) == organ_value) * voxel_volume_ml(label.affine))
+            yield case.case_id, load_image(case.image), np.asarray(label.data)
+
+    log(f"{prefix} on its {len(index.test)} test scans x {1 + len(degradations)} variants")
+    samples = measure_samples(probe, cases(), run.config.data, degradations, perturbations, liver_only(run.labels))
+    return {"labels": dict(run.labels), "samples": samples, "reference_volumes_ml": reference}

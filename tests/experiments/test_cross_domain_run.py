@@ -185,12 +185,19 @@ def test_the_quality_estimate_is_calibrated_on_every_folds_own_test_scans(benchm
     QualityEstimator(record)  # a usable quality.json record
     assert lines[0].startswith("fold 0: ct_only on its 4 test scans x 3 variants")
 
+    # Each fold's samples are kept beside its result.json: a checkout without the train/ directories pools them.
     moved = tmp_path / "results"
     shutil.copytree(out, moved)
-    shutil.rmtree(run_root(moved, 1, "ct_only") / "train")  # a checkout without the runs' train/ directories
-    record = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:1], perturbations=False, log=lines.append)
-    assert record["source"]["folds"] == [0] and record["num_cases"] == 4
-    assert "fold 1: no finished ct_only run with its train/ directory; left out" in lines
+    for fold in (0, 1):
+        shutil.rmtree(run_root(moved, fold, "ct_only") / "train")
+    again = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:2], perturbations=False, log=lines.append)
+    assert again["samples"] == record["samples"] and again["model"] == record["model"]
+    # Other calibration settings need the models again: a fold without its train/ directory is left out.
+    (run_root(moved, 0, "ct_only") / "fold_calibration.json").unlink()
+    shutil.copytree(run_root(out, 0, "ct_only") / "train", run_root(moved, 0, "ct_only") / "train")
+    other = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:1], perturbations=False, log=lines.append)
+    assert other["source"]["folds"] == [0] and other["num_cases"] == 4 and len(other["samples"]) == 8
+    assert any(line.startswith("fold 1: no fold_calibration.json and no finished ct_only run") for line in lines)
     shutil.rmtree(run_root(moved, 0, "ct_only") / "train")
-    with pytest.raises(InputError, match="no fold of 'ct_only' has a finished run"):
-        calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:1], perturbations=False, log=lines.append)
+    with pytest.raises(InputError, match="no fold of 'ct_only' has a fold_calibration.json or a finished run"):
+        calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[1:2], perturbations=False, log=lines.append)
