@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from keras_cdseg.errors import InputError, TrainingError
-from keras_cdseg.experiments.cross_domain_settings import CrossDomainSettings, select_variants
+from keras_cdseg.experiments.cross_domain_settings import METHOD, CrossDomainSettings, select_variants
 from keras_cdseg.experiments.folds import make_folds, write_fold_dataset
 from keras_cdseg.experiments.resumable import clock, differences, read_json, train_or_resume
 from keras_cdseg.io_utils import write_json_atomic
@@ -42,7 +42,8 @@ def fold_data_dir(out_dir, fold):
     return Path(out_dir) / "folds" / f"fold{fold}"
 
 
-def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants=None, verbose=0, log=None):
+def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants=None, verbose=0, log=None,
+                     fold_calibration=True):
     """Runs (or resumes) the benchmark; writes results.json and results.md after every finished run.
 
     Args:
@@ -53,6 +54,9 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
         variants: iterable of variant keys or None for the default five (`cross_domain_settings`).
         verbose: Keras `fit` verbosity of each run.
         log: callable(str) for progress lines; defaults to stderr.
+        fold_calibration: bool. After each finished method run, measure the quality-calibration samples of its
+            model on the fold's test scans (`fold_calibration.fold_samples`: a model trained on every scan is
+            calibrated on them later). Not part of any run's budget; on by default.
 
     Returns:
         The results.json content (`cross_domain_results.build_results`).
@@ -84,6 +88,8 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
         prefix = f"[{number}/{len(todo)}] fold {fold} {variant.key}"
         if _is_done(root):
             log(f"{prefix}: done, skipped")
+            if fold_calibration:
+                _keep_fold_calibration(out_dir, fold, variant.key, log)
             continue
         log(f"{prefix}: {clock(time.perf_counter() - started)} elapsed")
         run_started = time.perf_counter()
@@ -92,6 +98,8 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
             status = "interrupted"
             log(f"{prefix}: interrupted; run the same command again to resume")
             break
+        if fold_calibration:
+            _keep_fold_calibration(out_dir, fold, variant.key, log)
         run_times.append(time.perf_counter() - run_started)
         write_results(out_dir, planned, status="running")
         remaining = sum(not _is_done(run_root(out_dir, f, v.key)) for f, v in todo[number:])
@@ -239,6 +247,24 @@ def _claim_out_dir(out_dir, data_root, settings, folds, log):
         log(f"cross-domain: the dataset moved from {existing.get('data_dir')} to {wanted['data_dir']}; "
             "its cases and folds match, resuming")  # fmt: skip
         write_json_atomic(out_dir / SETTINGS_FILE, existing | {"data_dir": wanted["data_dir"]})
+
+
+def _keep_fold_calibration(out_dir, fold, variant, log):
+    """A finished method run's fold calibration samples (kept once); a failure is logged, never fatal."""
+    from keras_cdseg.experiments.fold_calibration import FOLD_FILE, fold_samples
+
+    root = run_root(out_dir, fold, variant)
+    if variant != METHOD or (root / FOLD_FILE).is_file() or not (root / "train").is_dir():
+        return
+    if (read_json(root / RESULT_FILE) or {}).get("status") != "finished":
+        return
+    started = time.perf_counter()
+    try:
+        fold_samples(out_dir, fold, variant, log=lambda text: log(f"    {text}"))
+    except Exception as e:  # noqa: BLE001 - the benchmark's results matter more than the calibration samples
+        log(f"    warning: no fold calibration samples for fold {fold} ({type(e).__name__}: {e})")
+        return
+    log(f"    fold {fold} calibration samples kept ({clock(time.perf_counter() - started)})")
 
 
 def _is_done(root):

@@ -55,22 +55,14 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     if not folds:
         raise InputError(out_dir, f"not a cross-domain results directory (no {FOLDS_FILE})")
     started = time.perf_counter()
-    names = [d.name for d in degradations]
-    settings = {"variant": variant, "degradations": names, "perturbations": bool(perturbations)}
     samples, reference, used, labels = [], [], [], None
     for fold in folds:
-        root = run_root(out_dir, fold["fold"], variant)
-        kept = read_json(root / FOLD_FILE)
-        if kept is None or {key: kept.get(key) for key in settings} != settings:
-            if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
-                log(f"fold {fold['fold']}: no {FOLD_FILE} and no finished {variant} run with its train/ directory; "
-                    "left out")  # fmt: skip
-                continue
-            kept = settings | _measure_fold(root / "train", fold_data_dir(out_dir, fold["fold"]), degradations,
-                                            perturbations, log, f"fold {fold['fold']}: {variant}")  # fmt: skip
-            write_json_atomic(root / FOLD_FILE, kept)
+        kept = fold_samples(out_dir, fold["fold"], variant, degradations, perturbations, log)
+        if kept is None:
+            continue
         if labels is not None and kept["labels"] != labels:
-            raise InputError(root / FOLD_FILE, f"labels {kept['labels']} differ from the other folds' {labels}")
+            raise InputError(run_root(out_dir, fold["fold"], variant) / FOLD_FILE,
+                             f"labels {kept['labels']} differ from the other folds' {labels}")  # fmt: skip
         labels = kept["labels"]
         samples.extend({**sample, "fold": fold["fold"]} for sample in kept["samples"])
         reference.extend(kept["reference_volumes_ml"])
@@ -84,6 +76,29 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     log(f"quality calibration from {len(used)} fold(s): {record['num_cases']} scans, {len(samples)} samples, "
         f"{record['model']['num_failures']} failures (Dice < 0.5)")  # fmt: skip
     return record
+
+
+def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, perturbations=True, log=None):
+    """One fold's calibration samples: its FOLD_FILE, or measured now from its run's train/ directory and kept.
+
+    Returns:
+        `{"variant", "degradations", "perturbations", "labels", "samples", "reference_volumes_ml"}`, or None
+        when the fold has neither a FOLD_FILE of these settings nor a finished run with its train/ directory.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
+    root = run_root(out_dir, fold, variant)
+    names = [d.name for d in degradations]
+    settings = {"variant": variant, "degradations": names, "perturbations": bool(perturbations)}
+    kept = read_json(root / FOLD_FILE)
+    if kept is not None and {key: kept.get(key) for key in settings} == settings:
+        return kept
+    if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
+        log(f"fold {fold}: no {FOLD_FILE} and no finished {variant} run with its train/ directory; left out")
+        return None
+    kept = settings | _measure_fold(root / "train", fold_data_dir(out_dir, fold), degradations, perturbations, log,
+                                    f"fold {fold}: {variant}")  # fmt: skip
+    write_json_atomic(root / FOLD_FILE, kept)
+    return kept
 
 
 def _measure_fold(train_dir, fold_dir, degradations, perturbations, log, prefix):
@@ -110,5 +125,6 @@ def _measure_fold(train_dir, fold_dir, degradations, perturbations, log, prefix)
             yield case.case_id, load_image(case.image), np.asarray(label.data)
 
     log(f"{prefix} on its {len(index.test)} test scans x {1 + len(degradations)} variants")
-    samples = measure_samples(probe, cases(), run.config.data, degradations, perturbations, liver_only(run.labels))
+    samples = measure_samples(probe, cases(), run.config.data, degradations, perturbations, liver_only(run.labels),
+                              log=log)  # fmt: skip
     return {"labels": dict(run.labels), "samples": samples, "reference_volumes_ml": reference}

@@ -66,6 +66,12 @@ def test_two_folds_two_variants_write_results(benchmark):
     zero_shot = [a for a in record["aggregates"] if (a["variant"], a["modality"], a["metric"]) == ("ct_only", "MR", "dice")]
     assert all(a["n"] == 4 and 0 <= a["mean"] <= 1 for a in zero_shot)
     assert lines[0].startswith("cross-domain: 2 folds x 2 variants = 4 trainings of 4 steps (0 already done")
+    # each method run's model is measured on its fold's test scans for a later quality calibration
+    for fold in folds:
+        kept = json.loads((run_root(out, fold["fold"], "method") / "fold_calibration.json").read_text())
+        assert sorted({s["case_id"] for s in kept["samples"]}) == fold["test"] and kept["variant"] == "method"
+    assert not (run_root(out, 0, "ct_only") / "fold_calibration.json").exists()
+    assert sum("calibration samples kept" in line for line in lines) == 2
     assert any(line.startswith("[1/4] fold 0 method: ") and "per run measured, 3 left" in line for line in lines)
     text = (out / "results.md").read_text()
     assert "**Status: finished; 4 of 4 runs finished.**" in text and "| Zero-shot: CT-only model on MR | 4 |" in text
