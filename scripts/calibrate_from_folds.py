@@ -1,6 +1,6 @@
 """Calibrates a model's per-scan quality estimate on the cross-domain benchmark's held-out folds.
 
-    python scripts/calibrate_from_folds.py RESULTS_DIR --out RUN/quality.json [--variant method] [--no-perturbations]
+    python scripts/calibrate_from_folds.py RESULTS_DIR --out RUN/quality.json [--variant method] [--perturbations]
 
 For a model trained on every labelled scan (the bundled model, scripts/train_bundled_model.sh), which has no
 held-out scan of its own: each finished fold of the benchmark's `--variant` runs (same recipe) predicts its
@@ -20,8 +20,9 @@ def main(argv=None):
     parser.add_argument("results_dir", type=Path, help="the benchmark's RESULTS_DIR (cdseg experiment cross-domain --out)")
     parser.add_argument("--out", type=Path, required=True, help="quality.json to write (e.g. RUN/quality.json)")
     parser.add_argument("--variant", default="method", help="the benchmark model whose folds are used")
-    parser.add_argument("--no-perturbations", dest="perturbations", action="store_false",
-                        help="skip the agreement-under-perturbation signal (3 fewer passes per sample)")  # fmt: skip
+    parser.add_argument("--perturbations", action="store_true",
+                        help="also measure agreement under perturbation (3 more passes per sample; off as in "
+                             "cdseg predict, and as the benchmark keeps its fold samples)")  # fmt: skip
     args = parser.parse_args(argv)
     from keras_cdseg.errors import InputError
     from keras_cdseg.experiments.fold_calibration import calibrate_from_folds

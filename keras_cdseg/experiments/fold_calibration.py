@@ -29,7 +29,7 @@ from keras_cdseg.io_utils import write_json_atomic
 FOLD_FILE = "fold_calibration.json"
 
 
-def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, perturbations=True, log=None):
+def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, perturbations=False, log=None):
     """Pools every finished fold's run of `variant` on its own test scans into one quality.json record.
 
     Args:
@@ -37,7 +37,9 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
             read from its FOLD_FILE (kept only when made with the same variant, degradations and perturbations).
         variant: which benchmark model's folds to use. Defaults to "method" (the bundled model's recipe).
         degradations: the calibration degradations (`keras_cdseg.inference.quality.degradations`).
-        perturbations: bool. Also measure agreement under perturbation (3 extra passes per sample).
+        perturbations: bool. Also measure agreement under perturbation (3 extra passes per sample). Defaults to
+            False, as `cdseg predict` does (a prediction with `--quality-perturbations` is then scored by the
+            estimate refitted without that signal).
         log: callable(str) for progress; defaults to stderr.
 
     Returns:
@@ -78,7 +80,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     return record
 
 
-def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, perturbations=True, log=None):
+def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, perturbations=False, log=None):
     """One fold's calibration samples: its FOLD_FILE, or measured now from its run's train/ directory and kept.
 
     Returns:
