@@ -20,10 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from keras_cdseg.errors import InputError, TrainingError
+from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.cross_domain_settings import METHOD, CrossDomainSettings, select_variants
 from keras_cdseg.experiments.folds import make_folds, write_fold_dataset
-from keras_cdseg.experiments.resumable import clock, differences, read_json, train_or_resume
+from keras_cdseg.experiments.resumable import clock, differences, read_json, train_for_result
 from keras_cdseg.io_utils import write_json_atomic
 
 FORMAT = "cdseg-cross-domain/1"
@@ -152,17 +152,9 @@ def run_one(variant, fold, out_dir, settings, verbose=0, log=None):
     train_dir, eval_dir = root / "train", root / "evaluation"
     base = {"fold": fold, "variant": variant.key, "label": variant.label, "run_dir": str(root.relative_to(out_dir))}
     run_config = settings.run_config(variant, data_dir, Path(out_dir) / "cache")
-    timings = {}
-    try:
-        summary, timings["train_s"] = train_or_resume(run_config, train_dir, verbose, lambda t: log(f"    {t}"))
-    except TrainingError as e:
-        result = base | {"status": "failed", "error": str(e)}
-        write_json_atomic(root / RESULT_FILE, result)
-        return result
-    if summary["status"] != "finished":
-        return {"status": "interrupted"}
-    if timings["train_s"] is None:
-        del timings["train_s"]
+    summary, timings, ended = train_for_result(run_config, root, base, verbose, lambda t: log(f"    {t}"), RESULT_FILE)
+    if ended is not None:
+        return ended
 
     started = time.perf_counter()
     report = read_json(eval_dir / "report.json")

@@ -6,6 +6,9 @@ import shutil
 import time
 from pathlib import Path
 
+from keras_cdseg.errors import TrainingError
+from keras_cdseg.io_utils import write_json_atomic
+
 
 def train_or_resume(run_config, train_dir, verbose=0, log=None):
     """Trains a run, resumes it from its last checkpoint, or reuses its finished training.
@@ -37,6 +40,26 @@ def train_or_resume(run_config, train_dir, verbose=0, log=None):
     started = time.perf_counter()
     summary = train(run_config, train_dir, resume=resume, verbose=verbose, log=log)
     return summary, round(time.perf_counter() - started, 1)
+
+
+def train_for_result(run_config, root, base_result, verbose=0, log=None, result_file="result.json"):
+    """`train_or_resume` for one experiment run at `root` (its run directory is `root/train`).
+
+    Returns:
+        `(summary, timings, None)` when the training finished (timings: `train_s` when this call trained), or
+        `(None, None, result)` with the result the run ends with: a failed training (non-finite loss) is
+        written to `root/result_file` as `base_result` + status "failed"; an interrupted one is
+        `{"status": "interrupted"}` and nothing is written (it resumes).
+    """
+    try:
+        summary, seconds = train_or_resume(run_config, Path(root) / "train", verbose, log)
+    except TrainingError as e:
+        result = base_result | {"status": "failed", "error": str(e)}
+        write_json_atomic(Path(root) / result_file, result)
+        return None, None, result
+    if summary["status"] != "finished":
+        return None, None, {"status": "interrupted"}
+    return summary, ({} if seconds is None else {"train_s": seconds}), None
 
 
 def read_json(path):

@@ -21,9 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from keras_cdseg.errors import InputError, TrainingError
+from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.variants import REFERENCE, TABLES, VARIANTS_BY_KEY, AblationSettings, select_variants
-from keras_cdseg.experiments.resumable import clock, differences, read_json, train_or_resume
+from keras_cdseg.experiments.resumable import clock, differences, read_json, train_for_result
 from keras_cdseg.io_utils import write_json_atomic, write_text_atomic
 
 SETTINGS_FILE = "ablation.json"
@@ -135,17 +135,10 @@ def run_one(variant, seed, data_dir, out_dir, settings, test_slices, verbose=0, 
     root = run_root(out_dir, seed, variant.key)
     train_dir, eval_dir = root / "train", root / "evaluation"
     run_config = settings.run_config(variant, seed, data_dir, cache_dir=Path(out_dir) / "cache")
-    timings = {}
-    try:
-        summary, timings["train_s"] = train_or_resume(run_config, train_dir, verbose, lambda t: log(f"    {t}"))
-    except TrainingError as e:
-        result = _base_result(variant, seed, root, out_dir) | {"status": "failed", "error": str(e)}
-        write_json_atomic(root / RESULT_FILE, result)
-        return result
-    if summary["status"] != "finished":
-        return {"status": "interrupted"}
-    if timings["train_s"] is None:
-        del timings["train_s"]
+    summary, timings, ended = train_for_result(run_config, root, _base_result(variant, seed, root, out_dir), verbose,
+                                               lambda t: log(f"    {t}"), RESULT_FILE)  # fmt: skip
+    if ended is not None:
+        return ended
 
     from keras_cdseg.evaluation.model_cases import evaluate_model
     from keras_cdseg.inference.predictors import load_predictor
