@@ -123,7 +123,7 @@ class ProgressLog(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         control = self.control
-        if control.failure is not None:
+        if control.stopped:  # a failure or Ctrl-C: the trainer says so itself
             return
         logs = logs or {}
         steps = control.step - self.start_step
