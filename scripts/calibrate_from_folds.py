@@ -30,8 +30,9 @@ def main(argv=None):
 
     try:
         record = calibrate_from_folds(args.results_dir, args.variant, perturbations=args.perturbations)
-    except InputError as e:
-        sys.exit(f"Error: {e}")
+    except InputError as e:  # the project's rule for bad input: one line naming the file, exit code 2
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)
     write_json_atomic(args.out, record)
     print(f"Wrote {args.out}: {record['num_cases']} scans of folds {record['source']['folds']}, "
           f"{record['model']['num_samples']} samples")
