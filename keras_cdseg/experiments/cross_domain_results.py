@@ -34,7 +34,7 @@ def build_results(claim, folds, results, planned, status=None):
         folds: list of fold dicts (`folds.make_folds`).
         results: list of result.json contents (finished, failed).
         planned: list of variant keys the last call set out to run.
-        status: "finished", "interrupted", "running" or None.
+        status: "finished", "partial" (a subset of the variants finished, others outstanding), "interrupted", "running" or None.
     """
     settings = claim["settings"]
     finished = [r for r in results if r.get("status") == "finished"]

@@ -93,6 +93,21 @@ def test_a_second_call_skips_finished_runs_and_rejects_other_settings(benchmark,
     assert rebuild_results(out)["aggregates"] == record["aggregates"]
 
 
+def test_a_call_for_the_method_only_keeps_the_plan_and_says_partial_while_others_are_outstanding(
+    benchmark, phantoms, tiny_settings, tmp_path
+):
+    out = tmp_path / "results"
+    shutil.copytree(benchmark[0], out)
+    lines = []
+    record = run_cross_domain(phantoms, out, tiny_settings, variants=["method"], log=lines.append)
+    assert record["planned_variants"] == ["method", "ct_only"] and record["status"] == "finished"
+    (run_root(out, 1, "ct_only") / "result.json").unlink()
+    record = run_cross_domain(phantoms, out, tiny_settings, variants=["method"], log=lines.append)
+    assert record["status"] == "partial" and record["progress"]["num_planned"] == 4
+    assert lines[-2] == "cross-domain: 1 run(s) of variants not asked for this time are still to do"
+    assert "**Status: partial; 3 of 4 runs finished.**" in (out / "results.md").read_text()
+
+
 def test_a_finished_training_without_result_is_evaluated_not_retrained(benchmark, tiny_settings):
     out, record, _ = benchmark
     root = run_root(out, 0, "ct_only")
