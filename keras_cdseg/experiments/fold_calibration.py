@@ -12,6 +12,9 @@ Each fold's samples are kept in `runs/fold<k>/<variant>/fold_calibration.json` (
 results like result.json), so a later checkout without the runs' train/ directories still pools them.
 
     calibrate_from_folds(RESULTS_DIR, variant="method") -> quality.json record
+
+The record also says how well such a pooled estimate predicts scans it was not fitted on
+(`cross_validate_estimate`): each fold's samples scored by the estimate fitted on the other folds only.
 """
 
 import sys
@@ -57,7 +60,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     if not folds:
         raise InputError(out_dir, f"not a cross-domain results directory (no {FOLDS_FILE})")
     started = time.perf_counter()
-    samples, reference, used, labels = [], [], [], None
+    samples, reference, used, labels, reference_by_fold = [], [], [], None, {}
     for fold in folds:
         kept = fold_samples(out_dir, fold["fold"], variant, degradations, perturbations, log)
         if kept is None:
@@ -68,16 +71,72 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
         labels = kept["labels"]
         samples.extend({**sample, "fold": fold["fold"]} for sample in kept["samples"])
         reference.extend(kept["reference_volumes_ml"])
+        reference_by_fold[fold["fold"]] = kept["reference_volumes_ml"]
         used.append(fold["fold"])
     if not used:
         raise InputError(out_dir, f"no fold of {variant!r} has a {FOLD_FILE} or a finished run with its train/ directory")
     source = {"benchmark": str(out_dir), "variant": variant, "folds": used, "num_folds": len(folds),
               "rule": "each fold's model on its own test scans (never trained on them)"}  # fmt: skip
+    checked = cross_validate_estimate(samples, reference_by_fold) if len(used) > 1 else None
     record = quality_record(samples, reference, labels, degradations, perturbations, time.perf_counter() - started,
-                            source=source)  # fmt: skip
+                            source=source, cross_validation=checked)  # fmt: skip
     log(f"quality calibration from {len(used)} fold(s): {record['num_cases']} scans, {len(samples)} samples, "
         f"{record['model']['num_failures']} failures (Dice < 0.5)")  # fmt: skip
+    if checked:
+        every, clean = checked["all_samples"]["metrics"], checked["clean_scans"]["metrics"]
+        log(f"leave-one-fold-out: failure AUROC {_fmt(every['auroc_failure'])} over all samples, "
+            f"|estimated - measured Dice| {every['mae_dice']:.3f} (clean scans: {clean['mae_dice']:.3f})")  # fmt: skip
     return record
+
+
+def cross_validate_estimate(samples, reference_by_fold):
+    """How the pooled estimate does on scans it was not fitted on: leave one fold out.
+
+    Args:
+        samples: calibration samples, each with its `fold` (`calibrate_from_folds`).
+        reference_by_fold: `{fold: [reference organ volumes (mL) of its test scans]}`.
+
+    Returns:
+        `{"rule", "all_samples", "clean_scans", "cases"}`. The two groups (every degradation; the undegraded
+        scans only) hold `metrics` (failure AUROC, AURC, Spearman, mean |estimated - measured Dice|, as
+        `cdseg experiment failure-detection` reports them) and `flags` (how many of the failures, badly
+        wrong and well segmented samples get the verdict `fail`); `cases` lists each clean scan's numbers.
+    """
+    from keras_cdseg.experiments.failure_detection import flag_summary, metrics
+    from keras_cdseg.inference.quality.calibration import apply_quality_model, fit_quality_model, volume_reference
+    from keras_cdseg.inference.quality.triage import judge
+
+    rows = []
+    for fold in sorted(reference_by_fold):
+        fitted_on = [s for s in samples if s["fold"] != fold]
+        reference = volume_reference([v for f, vs in reference_by_fold.items() if f != fold for v in vs])
+        model = fit_quality_model(fitted_on, reference)
+        for sample in (s for s in samples if s["fold"] == fold):
+            estimated, failure = apply_quality_model(model, sample["signals"], reference)
+            verdict, _ = judge(estimated, failure, sample["signals"], reference)
+            rows.append({"case_id": sample["case_id"], "fold": fold, "degradation": sample["degradation"],
+                         "dice": sample["dice"], "estimated_dice": round(estimated, 4),
+                         "failure_probability": round(failure, 4), "verdict": verdict,
+                         "flagged": verdict == "fail"})  # fmt: skip
+
+    def group(selected):
+        return {"num_samples": len(selected),
+                "metrics": metrics([r["dice"] for r in selected], [r["estimated_dice"] for r in selected],
+                                   [r["failure_probability"] for r in selected]),
+                "flags": flag_summary(selected)}  # fmt: skip
+
+    clean = [r for r in rows if r["degradation"] == "none"]
+    keep = ("case_id", "fold", "dice", "estimated_dice", "failure_probability", "verdict")
+    return {
+        "rule": "each fold's samples scored by the estimate fitted on the other folds' samples and reference volumes",
+        "all_samples": group(rows),
+        "clean_scans": group(clean),
+        "cases": [{key: r[key] for key in keep} for r in clean],
+    }
+
+
+def _fmt(value):
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, perturbations=False, log=None):

@@ -204,6 +204,8 @@ def test_the_quality_estimate_is_calibrated_on_every_folds_own_test_scans(benchm
         assert sample["case_id"] in folds[sample["fold"]]["test"]
     assert record["model"]["num_samples"] == 24 and record["organ"]["name"] == "liver"
     QualityEstimator(record)  # a usable quality.json record
+    checked = record["cross_validation"]  # each fold scored by the estimate of the other fold
+    assert checked["all_samples"]["num_samples"] == 24 and len(checked["cases"]) == 8
     assert lines[0].startswith("fold 0: ct_only on its 4 test scans x 3 variants")
 
     # Each fold's samples are kept beside its result.json: a checkout without the train/ directories pools them.
