@@ -80,7 +80,8 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
     todo = [(fold["fold"], variant) for fold in folds for variant in chosen]
     # A call with a subset of --variants (e.g. the method's folds first) keeps the plan of earlier calls.
     earlier = (read_json(out_dir / "results.json") or {}).get("planned_variants") or []
-    planned = [v.key for v in chosen] + [key for key in earlier if key not in {v.key for v in chosen}]
+    planned = [v.key for v in chosen]
+    planned += [key for key in earlier if key not in planned]
     done_before = sum(_is_done(run_root(out_dir, f, v.key)) for f, v in todo)
     log(f"cross-domain: {len(folds)} folds x {len(chosen)} variants = {len(todo)} trainings of {settings.steps} steps "
         f"({done_before} already done; recipe {settings.recipe}) -> {out_dir}")  # fmt: skip

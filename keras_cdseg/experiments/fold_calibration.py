@@ -60,7 +60,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     if not folds:
         raise InputError(out_dir, f"not a cross-domain results directory (no {FOLDS_FILE})")
     started = time.perf_counter()
-    samples, reference, used, labels, reference_by_fold = [], [], [], None, {}
+    samples, used, labels, reference_by_fold = [], [], None, {}
     for fold in folds:
         kept = fold_samples(out_dir, fold["fold"], variant, degradations, perturbations, log)
         if kept is None:
@@ -70,7 +70,6 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
                              f"labels {kept['labels']} differ from the other folds' {labels}")  # fmt: skip
         labels = kept["labels"]
         samples.extend({**sample, "fold": fold["fold"]} for sample in kept["samples"])
-        reference.extend(kept["reference_volumes_ml"])
         reference_by_fold[fold["fold"]] = kept["reference_volumes_ml"]
         used.append(fold["fold"])
     if not used:
@@ -78,6 +77,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     source = {"benchmark": str(out_dir), "variant": variant, "folds": used, "num_folds": len(folds),
               "rule": "each fold's model on its own test scans (never trained on them)"}  # fmt: skip
     checked = cross_validate_estimate(samples, reference_by_fold) if len(used) > 1 else None
+    reference = [volume for volumes in reference_by_fold.values() for volume in volumes]
     record = quality_record(samples, reference, labels, degradations, perturbations, time.perf_counter() - started,
                             source=source, cross_validation=checked)  # fmt: skip
     log(f"quality calibration from {len(used)} fold(s): {record['num_cases']} scans, {len(samples)} samples, "
