@@ -224,4 +224,8 @@ def _check_loads(model_dir):
 
 
 if __name__ == "__main__":
+    from cdseg.native_logs import install as quiet_tensorflow_logs
+
+    # The same console as `cdseg`: TensorFlow's C++ start-up lines only when TF_CPP_MIN_LOG_LEVEL asks.
+    quiet_tensorflow_logs()
     sys.exit(main())
