@@ -160,7 +160,10 @@ def _evaluate_model(model_path, data_dir, split, batch_size, out_dir, scoring, l
     out_dir = Path(out_dir) if out_dir is not None else Path(f"{index.root.name}_{split}_evaluation")
     if out_dir.exists():
         raise InputError(out_dir, "report directory already exists; choose another --out or remove it")
-    predictor = load_predictor(model_path)
+    from cdseg import native_logs
+
+    with native_logs.quiet_native_logs():
+        predictor = load_predictor(model_path)
     click.echo(f"Model: {predictor.describe()}")
     report = evaluate_model(predictor, data_dir, out_dir, split=split, scoring=scoring,
                             largest_component_classes=largest_component_classes, overlays=overlays,

@@ -77,7 +77,8 @@ def predict(inputs, input_options, out_dir, model_path, probabilities, postproce
 
     choice = resolve_model(model_path)
     model_path = choice.path
-    predictor = load_predictor(model_path)
+    with native_logs.quiet_native_logs():
+        predictor = load_predictor(model_path)
     if not quiet:
         click.echo(f"Model: {choice.describe()}")
     if predictor.card.uses_default_preprocessing:

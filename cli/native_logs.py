@@ -31,6 +31,8 @@ _NATIVE_LINE = re.compile(
     rb"^(?:(?P<absl>[IWEF])\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [^ \]]+:\d+\]"
     rb"|\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: (?P<tsl>[IWEF]) \S+:\d+\])"
 )
+# LiteRT's minimal logger: "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." on a model's first run.
+_LITERT_INFO = re.compile(rb"^INFO: ")
 _ABSL_PREAMBLE = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
 _SEVERITY = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}
 # TensorFlow's level 3 still shows FATAL lines: a crash must never be silent.
@@ -67,10 +69,20 @@ def keeps(line, level):
     """True when a captured stderr line should still be shown at minimum C++ log level `level` (bytes line)."""
     if line.rstrip(b"\r\n") == _ABSL_PREAMBLE:
         return level == 0  # it introduces the start-up lines; alone it says nothing
+    if _LITERT_INFO.match(line):
+        return level == 0
     match = _NATIVE_LINE.match(line)
     if match is None:
         return True
     return _SEVERITY[match.group("absl") or match.group("tsl")] >= level
+
+
+def quiet_native_logs():
+    """A context in which native log lines are filtered as for the TensorFlow import (e.g. loading a model:
+    LiteRT logs on the first run, which `TFLitePredictor` makes at load). No-op unless `install()` ran."""
+    if not _state["installed"] or _state["level"] == 0:
+        return contextlib.nullcontext()
+    return filtered_stderr(_state["level"])
 
 
 @contextlib.contextmanager

@@ -83,7 +83,7 @@ def resolve_model(model=None, environ=None, saved_models=SAVED_MODELS_DIR, bundl
     if bundle is None:
         raise InputError(saved_models, f"no model: pass --model, set {MODEL_ENV_VAR}, export one with "
                                        "`cdseg export`, or install a keras_cdseg wheel that bundles one")  # fmt: skip
-    return ModelChoice(bundle.path, "bundled", bundle)
+    return ModelChoice(bundle.predict_path, "bundled", bundle)
 
 
 def available_models(model=None, environ=None, saved_models=SAVED_MODELS_DIR, bundled=None):
@@ -105,7 +105,7 @@ def available_models(model=None, environ=None, saved_models=SAVED_MODELS_DIR, bu
     for name, version, path in _saved_model_versions(saved_models):
         entries.append({"source": "saved_models", "path": str(path), "detail": f"{name} version {version}"})
     if bundle is not None:
-        entries.append({"source": "bundled", "path": str(bundle.path), "detail": bundle.describe()})
+        entries.append({"source": "bundled", "path": str(bundle.predict_path), "detail": bundle.describe()})
     try:
         chosen = resolve_model(model, environ, saved_models, bundle)
         error = None

@@ -1,6 +1,6 @@
 """Copies a trained model into the package as the bundled model (keras_cdseg/pretrained/).
 
-    python scripts/bundle_model.py SRC [--format keras|saved_model] [--no-float16] [--placeholder]
+    python scripts/bundle_model.py SRC [--format keras|saved_model] [--no-float16] [--no-tflite] [--placeholder]
 
 SRC is a run directory (`cdseg train --out`), an exported version directory (`saved_models/<name>/<v>/`)
 or `saved_models/<name>` (its highest version). What lands in keras_cdseg/pretrained/model/:
@@ -10,6 +10,10 @@ or `saved_models/<name>` (its highest version). What lands in keras_cdseg/pretra
   `--no-float16` (Keras casts them back to float32 when loading: the network still computes in float32).
 - `--format saved_model`: the exported version directory without its .tflite files (a run is exported
   first, as `cdseg export` would).
+- Unless `--no-tflite`, also the same network as `<name>.tflite` (float32, converted from the bundled
+  weights, with the quality probe's `quality_statistics` signature) and its model.json and
+  feature_statistics.json: what `cdseg predict` runs, on LiteRT, without importing TensorFlow. The bundle is
+  refused unless its TFLite and Keras (or SavedModel) forms give the same probabilities.
 
 bundle.json records the sha256 of every file and one digest of them all (`cdseg info` prints it), where
 the model came from and whether its quality estimate is calibrated. The bundle must stay <= 20 MB (the
@@ -38,6 +42,8 @@ def main(argv=None):
     parser.add_argument("--format", choices=("keras", "saved_model"), default="keras")
     parser.add_argument("--no-float16", dest="float16", action="store_false",
                         help="keep float32 weights in .keras files (default: stored as float16)")
+    parser.add_argument("--no-tflite", dest="tflite", action="store_false",
+                        help="bundle no TFLite copy (cdseg predict then imports TensorFlow and runs Keras)")
     parser.add_argument("--name", default="cdseg-abdomen-ct-mr")
     parser.add_argument("--version", type=int, default=None, help="default: the bundled version + 1")
     parser.add_argument("--placeholder", action="store_true",
@@ -45,11 +51,13 @@ def main(argv=None):
     parser.add_argument("--dest", type=Path, default=DEFAULT_DEST, help="default: keras_cdseg/pretrained/")
     parser.add_argument("--max-mb", type=float, default=MAX_BUNDLE_MB)
     args = parser.parse_args(argv)
+    from cdseg.native_logs import quiet_native_logs
     from keras_cdseg.errors import InputError
 
     try:
-        record = bundle_model(args.source, args.dest, args.format, args.float16, args.name, args.version,
-                              args.placeholder, args.max_mb)  # fmt: skip
+        with quiet_native_logs():  # LiteRT's "INFO: Created ... delegate" when the TFLite copy is checked
+            record = bundle_model(args.source, args.dest, args.format, args.float16, args.name, args.version,
+                                  args.placeholder, args.max_mb, args.tflite)  # fmt: skip
     except InputError as e:
         print(f"Error: {e}", file=sys.stderr)
         return 2
@@ -58,7 +66,7 @@ def main(argv=None):
 
 
 def bundle_model(source, dest=DEFAULT_DEST, model_format="keras", float16=True, name="cdseg-abdomen-ct-mr",
-                 version=None, placeholder=False, max_mb=MAX_BUNDLE_MB):
+                 version=None, placeholder=False, max_mb=MAX_BUNDLE_MB, tflite=True):
     """Writes dest/model/ and dest/bundle.json from `source`; returns the bundle.json record."""
     from keras_cdseg.errors import InputError
     from keras_cdseg.io_utils import replace_dir, write_json_atomic
@@ -75,12 +83,13 @@ def bundle_model(source, dest=DEFAULT_DEST, model_format="keras", float16=True, 
             origin = _copy_run_files(source, model_dir, float16)
         else:
             origin = _copy_export(source, model_dir, name)
+        tflite_file = _add_tflite(model_dir, name, origin) if tflite else None
         files = model_files(model_dir)
         size = sum((model_dir / f).stat().st_size for f in files)
         if size > max_mb * 1e6:
             raise InputError(source, f"bundle would be {size / 1e6:.1f} MB, over the {max_mb:g} MB limit; "
                                      "use --format keras (float16 weights) or a smaller network")  # fmt: skip
-        predictor = _check_loads(model_dir)
+        predictor = _check_loads(model_dir, tflite_file)
         record = {
             "format": BUNDLE_FORMAT,
             "name": name,
@@ -89,6 +98,7 @@ def bundle_model(source, dest=DEFAULT_DEST, model_format="keras", float16=True, 
             "weights_dtype": "float16" if model_format == "keras" and float16 else "float32",
             "placeholder": bool(placeholder),
             "model_dir": "model",
+            "tflite": tflite_file,
             "bytes": size,
             "files": files,
             "sha256": files_sha256(files),
@@ -216,11 +226,54 @@ def _copy_keras(source, target, float16):
             archive.writestr(member, data)
 
 
-def _check_loads(model_dir):
-    """Loads the staged model as `cdseg predict` would (InputError if it cannot)."""
+def _add_tflite(model_dir, name, origin):
+    """Adds `<name>.tflite` (with model.json, feature_statistics.json) of the staged model; returns its name.
+
+    Converted from the staged files themselves (float16-stored weights included), float32 because a float16
+    conversion rounds the weights again after folding BatchNorm into them: its feature shift on the real CT
+    differed from the Keras model's in the 4th digit, the float32 file's not at all.
+    """
+    from keras_cdseg.config import load_json
+    from keras_cdseg.deploy.export import convert_to_tflite, export_model
+    from keras_cdseg.inference.quality.exported_statistics import FEATURE_STATISTICS_JSON
+    from keras_cdseg.model_card import MODEL_JSON, write_model_card
+
+    file_name = f"{name}.tflite"
+    if (model_dir / MODEL_JSON).is_file():  # --format saved_model: the version directory converts as it is
+        (model_dir / file_name).write_bytes(convert_to_tflite(model_dir))
+        record = load_json(model_dir / MODEL_JSON)
+        record["tflite"] = {file_name: {"quantize": "none", "bytes": (model_dir / file_name).stat().st_size}}
+        write_model_card(model_dir, record)
+        return file_name
+    with tempfile.TemporaryDirectory() as tmp:
+        # Never calibrates: the bundle carries the run's quality.json or none (a warning says so).
+        exported = export_model(model_dir, root=Path(tmp), name=name, tflite=True, calibrate=False)
+        shutil.copy2(exported.tflite_files["none"], model_dir / file_name)
+        if (exported.version_dir / FEATURE_STATISTICS_JSON).is_file():
+            shutil.copy2(exported.version_dir / FEATURE_STATISTICS_JSON, model_dir / FEATURE_STATISTICS_JSON)
+        record = load_json(exported.model_json)
+    # The staging folder it was exported from is gone: name where the model came from instead.
+    record["source"] = {**origin, "bundled_as": file_name}
+    record["tflite"] = {file_name: record["tflite"][file_name]}
+    write_model_card(model_dir, record)
+    return file_name
+
+
+def _check_loads(model_dir, tflite_file=None):
+    """Loads the staged model as `cdseg predict` would (InputError if it cannot); the TFLite copy must agree."""
+    import numpy as np
+
+    from keras_cdseg.errors import InputError
     from keras_cdseg.inference.predictors import load_predictor
 
-    return load_predictor(model_dir)
+    predictor = load_predictor(model_dir)
+    if tflite_file is not None:
+        lite = load_predictor(model_dir / tflite_file)
+        slices = np.random.default_rng(0).uniform(0, 1, (4, *predictor.input_shape)).astype(np.float32)
+        difference = float(np.abs(lite(slices) - predictor(slices)).max())
+        if difference > 1e-4:
+            raise InputError(model_dir / tflite_file, f"TFLite probabilities differ from the model's by {difference:.2g}")
+    return predictor
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""scripts/bundle_model.py: a run or an export into a package folder, float16-stored weights, checksums, the
-size limit, and the replaced bundle staying intact when a new one is refused."""
+"""scripts/bundle_model.py: a run or an export into a package folder, float16-stored weights, the TFLite copy
+`cdseg predict` runs, checksums, the size limit, and the replaced bundle staying intact when a new one is
+refused."""
 
 import json
 import sys
@@ -32,11 +33,14 @@ def test_run_bundled_as_keras_with_float16_weights_predicts_like_the_run(run_dir
     from keras_cdseg.inference.predictors import load_predictor
 
     run_dir = shutil.copytree(run_dir, tmp_path / "run")
-    (run_dir / "quality.json").write_text(json.dumps({"format": "a calibration file, copied as it is"}))
+    calibration = {"format": "keras_cdseg.quality/1", "organ": "liver", "failure_dice": 0.5, "volume_reference": None,
+                   "model": None, "note": "copied as it is"}  # fmt: skip
+    (run_dir / "quality.json").write_text(json.dumps(calibration))
     record = bundle_model(run_dir, tmp_path / "pretrained", name="tiny", placeholder=True)
     bundle = bundled_model(tmp_path / "pretrained")
     assert (bundle.name, bundle.version, bundle.placeholder, bundle.sha256) == ("tiny", 1, True, record["sha256"])
-    assert set(record["files"]) == {"best_generator.keras", "config.json", "quality.json"}
+    assert set(record["files"]) == {"best_generator.keras", "config.json", "quality.json", "tiny.tflite", "model.json",
+                                    "feature_statistics.json"}
     assert record["weights_dtype"] == "float16" and record["quality_calibrated"] and verify_bundle(bundle) == []
     original = (run_dir / "best_generator.keras").stat().st_size
     assert (bundle.path / "best_generator.keras").stat().st_size < original
@@ -44,21 +48,32 @@ def test_run_bundled_as_keras_with_float16_weights_predicts_like_the_run(run_dir
     assert bundled.card.labels == json.loads((run_dir / "config.json").read_text())["labels"]
     assert bundled.model.weights[0].dtype == "float32"  # stored as float16, computed in float32
     np.testing.assert_allclose(bundled(SLICES), load_predictor(run_dir)(SLICES), atol=2e-3)
-    again = bundle_model(run_dir, tmp_path / "pretrained", name="tiny", float16=False)
-    assert again["version"] == 2 and again["weights_dtype"] == "float32"
+    # What `cdseg predict` runs: the TFLite copy of the float16-stored weights, with the quality probe.
+    assert bundle.predict_path == bundle.tflite == bundle.path / "tiny.tflite" and record["tflite"] == "tiny.tflite"
+    lite = load_predictor(bundle.predict_path)
+    assert lite.kind == "tflite" and lite.feature_statistics is not None and lite.card.labels == bundled.card.labels
+    np.testing.assert_allclose(lite(SLICES), bundled(SLICES), atol=1e-5)
+    again = bundle_model(run_dir, tmp_path / "pretrained", name="tiny", float16=False, tflite=False)
+    assert again["version"] == 2 and again["weights_dtype"] == "float32" and again["tflite"] is None
+    assert bundled_model(tmp_path / "pretrained").predict_path == bundle.path  # no TFLite: the Keras model
 
 
-def test_export_bundled_as_saved_model_without_tflite_files(run_dir, tmp_path):
+def test_export_bundled_as_saved_model_with_one_float32_tflite_file(run_dir, tmp_path):
     from keras_cdseg.deploy.export import export_model
     from keras_cdseg.inference.predictors import load_predictor
 
-    export_model(run_dir, root=tmp_path / "saved_models", tflite=True)
-    record = bundle_model(tmp_path / "saved_models" / "cdseg", tmp_path / "pretrained", model_format="saved_model")
+    export_model(run_dir, root=tmp_path / "saved_models", tflite=True, quantize=("float16",))
+    record = bundle_model(tmp_path / "saved_models" / "cdseg", tmp_path / "pretrained", model_format="saved_model",
+                          name="tiny")  # fmt: skip
     assert "saved_model.pb" in record["files"] and "model.json" in record["files"]
-    assert not any(name.endswith(".tflite") for name in record["files"])
-    predictor = load_predictor(bundled_model(tmp_path / "pretrained").path)
+    assert [name for name in record["files"] if name.endswith(".tflite")] == ["tiny.tflite"]  # not the export's
+    bundle = bundled_model(tmp_path / "pretrained")
+    predictor = load_predictor(bundle.path)
     assert predictor.kind == "saved_model"
     np.testing.assert_allclose(predictor(SLICES), load_predictor(run_dir)(SLICES), atol=1e-5)
+    lite = load_predictor(bundle.predict_path)
+    assert lite.kind == "tflite" and lite.feature_statistics is not None
+    np.testing.assert_allclose(lite(SLICES), predictor(SLICES), atol=1e-5)
 
 
 def test_a_refused_bundle_leaves_the_previous_one_intact(run_dir, tmp_path):

@@ -58,6 +58,22 @@ def test_bundled_choice_names_the_model_version_and_checksum(tmp_path, bundle):
     assert record["source"] == "bundled" and record["sha256"] == bundle.sha256 and record["version"] == 3
 
 
+def test_a_bundled_tflite_copy_is_what_predict_runs(tmp_path, bundle):
+    root = bundle.path.parent
+    (bundle.path / "tiny.tflite").write_bytes(b"flatbuffer")
+    record = json.loads((root / "bundle.json").read_text())
+    files = model_files(bundle.path)
+    (root / "bundle.json").write_text(json.dumps({**record, "tflite": "tiny.tflite", "files": files,
+                                                  "sha256": files_sha256(files)}))  # fmt: skip
+    with_lite = bundled_model(root)
+    choice = resolve_model(None, {}, tmp_path / "none", with_lite)
+    assert choice.path == with_lite.tflite == bundle.path / "tiny.tflite"
+    assert "run on LiteRT" in choice.describe() and choice.record()["path"].endswith("tiny.tflite")
+    assert [m["path"] for m in available_models(None, {}, tmp_path / "none", with_lite)["models"]] == [str(choice.path)]
+    (bundle.path / "tiny.tflite").unlink()  # damaged: the Keras model still runs, `cdseg models --verify` says why
+    assert bundled_model(root).predict_path == bundle.path and verify_bundle(bundled_model(root)) == ["tiny.tflite"]
+
+
 def test_unusable_orders_are_one_line_errors(tmp_path, bundle, monkeypatch):
     with pytest.raises(InputError, match="named by CDSEG_MODEL but not found"):
         resolve_model(None, {"CDSEG_MODEL": str(tmp_path / "missing")}, tmp_path, bundle)

@@ -96,6 +96,7 @@ def test_predict_from_the_installed_wheel_uses_the_bundled_model(wheel, bundle_r
                             cwd=work, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert f"Model: bundled model {bundle_record['name']} v{bundle_record['version']}" in result.stdout
+    assert result.stderr == ""  # only our lines: no TensorFlow or LiteRT log
     source = nib.load(str(REAL_CT))
     seg = nib.load(str(work / "seg.nii.gz"))
     assert seg.shape == source.shape and np.allclose(seg.affine, source.affine)
@@ -104,6 +105,8 @@ def test_predict_from_the_installed_wheel_uses_the_bundled_model(wheel, bundle_r
     (case,) = stats["cases"].values()
     assert case["model_source"]["source"] == "bundled" and case["model_source"]["sha256"] == bundle_record["sha256"]
     assert Path(case["model_source"]["path"]).resolve().is_relative_to(env_dir.resolve())
+    if bundle_record.get("tflite"):  # run on LiteRT, as `cdseg predict` does by default
+        assert case["model_source"]["path"].endswith(bundle_record["tflite"]) and case["model"].startswith("tflite ")
 
 
 def _write_console_script(env_dir, python):

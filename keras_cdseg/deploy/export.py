@@ -4,7 +4,8 @@
       saved_model.pb  variables/  ...         signature serving_default: slices -> probabilities, labels
                                               segment_volume(_int16): volume, spacing_mm -> labels, volumes_ml
       model.json                              preprocessing, labels, post-processing, hashes, versions
-      <name>.tflite  [<name>_float16.tflite  <name>_dynamic.tflite]
+      feature_statistics.json                 quality probe (signature quality_statistics; deploy.quality_statistics)
+      <name>.tflite  [<name>_float16.tflite  <name>_dynamic.tflite]   serving_default and quality_statistics
 
 A version is built under a hidden temporary name beside its final place and renamed when complete, so TF
 Serving (which only loads integer-named folders) never sees a half-written model. `model.json` is what lets
@@ -60,7 +61,7 @@ class ExportResult:
     tflite_files: dict
 
 
-def export_model(source, root="saved_models", name="cdseg", version=None, tflite=False, quantize=()):
+def export_model(source, root="saved_models", name="cdseg", version=None, tflite=False, quantize=(), calibrate=True):
     """Exports a run directory's best generator (or a `.keras` generator) as a new serving version.
 
     Args:
@@ -71,6 +72,8 @@ def export_model(source, root="saved_models", name="cdseg", version=None, tflite
         version: int or None. None takes one more than the highest existing version (1 for the first).
         tflite: bool. Also write `<name>.tflite` (float32). Defaults to False.
         quantize: iterable of "float16" / "dynamic". Also write `<name>_<q>.tflite` (implies the float32 file).
+        calibrate: bool. Calibrate the quality estimate of a run that has no quality.json (written into the
+            run too; `export_quality_assets`). Defaults to True.
 
     Returns:
         `ExportResult`.
@@ -108,7 +111,7 @@ def export_model(source, root="saved_models", name="cdseg", version=None, tflite
             record = _model_record(name, version, card, model, generator_path, tflite_files, tmp, tf)
             from keras_cdseg.inference.quality.assess import export_quality_assets
 
-            record["quality"] = export_quality_assets(generator_path.parent, tmp)  # docs/quality.md
+            record["quality"] = export_quality_assets(generator_path.parent, tmp, calibrate=calibrate)  # docs/quality.md
             write_model_card(tmp, record)
     except FileExistsError:
         raise InputError(version_dir, "version already exists; exports never overwrite") from None
@@ -165,11 +168,18 @@ def write_saved_model(model, directory, data_config=None, volume_batch_size=None
 def convert_to_tflite(saved_model_dir, quantize=None):
     """TFLite flatbuffer bytes of the SavedModel's `serving_default` (float32, or float16 / dynamic-range).
 
-    Only the slice model: the `segment_volume` signatures (preprocessing in the graph) are not converted.
+    Only the slice models: `serving_default` and, when the SavedModel has it, `quality_statistics` (the
+    quality probe, so LiteRT users get every quality signal; the two share their weights in the file). The
+    `segment_volume` signatures (preprocessing in the graph) are not converted.
     """
     import tensorflow as tf
 
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=[SIGNATURE_NAME])
+    from keras_cdseg.inference.quality.exported_statistics import FEATURE_STATISTICS_JSON, QUALITY_STATISTICS_SIGNATURE
+
+    signatures = [SIGNATURE_NAME]
+    if (Path(saved_model_dir) / FEATURE_STATISTICS_JSON).is_file():  # written exactly with that signature
+        signatures.append(QUALITY_STATISTICS_SIGNATURE)
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_dir), signature_keys=signatures)
     if quantize in QUANTIZATIONS:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "float16":

@@ -1,4 +1,4 @@
-"""The exported form of the feature-shift signal: a SavedModel signature and the moving statistics beside it.
+"""The exported form of the quality probe: a SavedModel (and TFLite) signature and the moving statistics beside it.
 
     VERSION/
       saved_model.pb           signature quality_statistics: slices -> probabilities, <block>_mean,
@@ -11,8 +11,10 @@
 
 `cdseg predict` on a version directory calls `quality_statistics` instead of `serving_default` when it
 estimates quality (one pass either way), so exported models report the same `feature_shift` as the run
-directory they came from. TFLite files carry only `serving_default`: their feature shift stays unavailable. Reading them back
-(`load_feature_statistics`) is inference's part: `keras_cdseg.inference.quality.exported_statistics`.
+directory they came from. The export's .tflite files carry the same signature (`convert_to_tflite`), so a
+TFLite model on LiteRT reports every signal too, without TensorFlow or Keras. Reading them back
+(`load_feature_statistics`, `load_tflite_feature_statistics`) is inference's part:
+`keras_cdseg.inference.quality.exported_statistics`.
 """
 
 from pathlib import Path

@@ -117,19 +117,24 @@ class SavedModelPredictor(Predictor):
 class TFLitePredictor(Predictor):
     """A `.tflite` export run with the LiteRT interpreter (`ai-edge-litert`), `tf.lite.Interpreter` without it.
 
+    With LiteRT nothing imports TensorFlow or Keras: not the network, and not the quality probe when the
+    file carries the `quality_statistics` signature (`cdseg export` writes it; `feature_statistics`).
+
     Args:
         path: the .tflite file; its `model.json` must sit in the same folder (the exported version directory).
         num_threads: int or None. Interpreter threads; None uses every CPU.
     """
 
     def __init__(self, path, num_threads=None):
+        from keras_cdseg.inference.quality.exported_statistics import load_tflite_feature_statistics
+
         card = read_model_card(Path(path).parent / MODEL_JSON)
         interpreter_class, self.runtime = tflite_interpreter_class()
         try:
             interpreter = interpreter_class(model_path=str(path), num_threads=num_threads or os.cpu_count())
             runner = interpreter.get_signature_runner(SIGNATURE_NAME)
         except (ValueError, RuntimeError) as e:
-            raise InputError(path, f"cannot load TFLite model ({str(e).strip().splitlines()[0][:160]})") from None
+            raise InputError(path, f"cannot load TFLite model ({_first_line(e)})") from None
         details = runner.get_input_details()
         if "slices" not in details:
             raise InputError(path, f"TFLite signature {SIGNATURE_NAME!r} has no 'slices' input")
@@ -139,6 +144,13 @@ class TFLitePredictor(Predictor):
         super().__init__("tflite", path, card, input_shape)
         self._interpreter = interpreter
         self._runner = runner
+        self.feature_statistics = load_tflite_feature_statistics(interpreter, Path(path).parent)
+        # The runtime prepares its kernels (XNNPACK) on the first call: make it now, so a model it cannot run
+        # fails here, naming the file, and not on the first scan.
+        try:
+            self._runner(slices=np.zeros((1, *input_shape), np.float32))
+        except (ValueError, RuntimeError) as e:
+            raise InputError(path, f"cannot run TFLite model ({_first_line(e)})") from None
 
     def _predict(self, slices):
         return self._runner(slices=slices)["probabilities"]
@@ -174,6 +186,10 @@ def backend_forward(model):
 
         return predict
     raise NotImplementedError(f"no forward for backend {backend!r}")
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0][:160] if str(error).strip() else type(error).__name__
 
 
 def tflite_interpreter_class():

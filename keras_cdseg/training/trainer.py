@@ -231,6 +231,9 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
                 epochs=epochs,
                 callbacks=callbacks,
                 verbose=verbose,
+                # The pipeline draws its own (seeded, resumable) order; Keras cannot shuffle a tf.data.Dataset
+                # and warns on every run when asked to.
+                shuffle=False,
             )
             if control.stopped:
                 break

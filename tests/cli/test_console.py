@@ -1,5 +1,5 @@
-"""A clean console: TensorFlow's C++ log lines stay hidden unless -v/--verbose or TF_CPP_MIN_LOG_LEVEL asks,
-and `cdseg info` answers without starting TensorFlow."""
+"""A clean console: TensorFlow's C++ log lines (and LiteRT's) stay hidden unless -v/--verbose or
+TF_CPP_MIN_LOG_LEVEL asks, and `cdseg info` answers without starting TensorFlow."""
 
 import json
 import os
@@ -37,6 +37,8 @@ def _cdseg(*args, env=None, timeout=180):
         (b"2024-05-01 10:00:00.123456: I tensorflow/core/platform/cpu_feature_guard.cc:182] AVX2\n", 1, False),
         (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n", 1, False),
         (b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n", 0, True),
+        (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", 3, False),
+        (b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n", 0, True),
         (b"Error: scan.nii.gz: input not found\n", 3, True),
         (b"UserWarning: something Python said\n", 3, True),
     ],

@@ -94,3 +94,34 @@ def test_post_norm_generator_exports_no_statistics_signature(tmp_path):
     write_saved_model(model, tmp_path / "export")
     assert QUALITY_STATISTICS_SIGNATURE not in tf.saved_model.load(str(tmp_path / "export")).signatures
     assert not (tmp_path / "export" / FEATURE_STATISTICS_JSON).exists()
+
+
+def test_tflite_files_carry_the_probe_and_measure_what_the_keras_one_does(version_dir, run_dir):
+    from keras_cdseg.inference.predictors import load_predictor
+    from keras_cdseg.inference.quality.signals import QualityProbe
+
+    keras_predictor = load_predictor(run_dir)
+    expected = QualityProbe(keras_predictor, generator=keras_predictor.model)
+    expected(SLICES)
+    for file_name, tolerance in (("cdseg.tflite", 1e-4), ("cdseg_float16.tflite", 5e-2)):
+        lite = load_predictor(version_dir / file_name)
+        assert lite.feature_statistics is not None, file_name
+        probe = QualityProbe(lite, feature_statistics=lite.feature_statistics)
+        np.testing.assert_allclose(probe(SLICES), keras_predictor(SLICES), atol=1e-5 if tolerance < 1e-3 else 5e-3)
+        got, want = probe.signals(), expected.signals()
+        for name in ("feature_shift", "mean_entropy", "mean_max_probability", "organ_fraction_prepared"):
+            assert got[name] == pytest.approx(want[name], rel=tolerance, abs=1e-6), (file_name, name)
+        assert "feature_shift" not in probe.unavailable
+
+
+def test_is_argmax_matches_numpy_argmax_ties_included():
+    import keras
+
+    from keras_cdseg.inference.quality.signals import is_argmax
+
+    probabilities = np.random.default_rng(0).random((2, 4, 4, 4)).astype(np.float32)
+    probabilities[0, 0, 0] = [0.3, 0.3, 0.3, 0.1]  # a three-way tie: the first class wins, as in argmax
+    probabilities[0, 0, 1] = [0.1, 0.4, 0.1, 0.4]
+    for value in range(4):
+        got = keras.ops.convert_to_numpy(is_argmax(probabilities, value))
+        np.testing.assert_array_equal(got, np.argmax(probabilities, axis=-1) == value)

@@ -199,12 +199,12 @@ def _plain(probe):
     return probe.network
 
 
-def export_quality_assets(run_dir, version_dir, log=None):
+def export_quality_assets(run_dir, version_dir, log=None, calibrate=True):
     """Copies quality.json and discriminator.keras of a run into an export; returns model.json's `quality`.
 
-    A run without quality.json is calibrated first (written into the run too). Where there is no run or no
-    readable dataset, the export carries no calibration and says why (`cdseg predict` then reports signals
-    without an estimate).
+    A run without quality.json is calibrated first (written into the run too) unless `calibrate` is False.
+    Where there is no run or no readable dataset, the export carries no calibration and says why (`cdseg
+    predict` then reports signals without an estimate).
     """
     import shutil
 
@@ -219,8 +219,8 @@ def export_quality_assets(run_dir, version_dir, log=None):
     if discriminator.is_file():
         shutil.copy2(discriminator, version_dir / DISCRIMINATOR_FILE)
     record = read_calibration(run_dir / QUALITY_JSON)
-    reason = None
-    if record is None:
+    reason = None if calibrate else "the run has no quality.json (not calibrated at export)"
+    if record is None and calibrate:
         try:
             record = calibrate_run(run_dir, log=log)
         except InputError as e:

@@ -139,10 +139,13 @@ def quality_probe_for(predictor, organ_value=None):
 
     directory = assets_dir_of(predictor)
     calibration = read_calibration(directory / QUALITY_JSON)
-    discriminator = load_discriminator(directory / DISCRIMINATOR_FILE)
+    exported = getattr(predictor, "feature_statistics", None)
+    # An exported probe that carries the critic needs no discriminator.keras (nor Keras, to load it).
+    carries_critic = exported is not None and exported.critic and exported.organ_value == organ_value
+    discriminator = None if carries_critic else load_discriminator(directory / DISCRIMINATOR_FILE)
     generator = getattr(predictor, "model", None)
     probe = QualityProbe(predictor, organ_value, generator=generator, discriminator=discriminator,
-                         feature_statistics=getattr(predictor, "feature_statistics", None))  # fmt: skip
+                         feature_statistics=exported)  # fmt: skip
     tools = (probe, QualityEstimator(calibration))
     try:
         predictor._quality_tools = (organ_value, tools)

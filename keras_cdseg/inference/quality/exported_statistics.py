@@ -1,10 +1,13 @@
-"""Reading back the feature-shift signal of an exported model: its `quality_statistics` signature and
-feature_statistics.json (written by `keras_cdseg.deploy.quality_statistics`, which imports these names).
+"""Reading back the quality probe of an exported model: its `quality_statistics` signature (SavedModel or
+TFLite) and feature_statistics.json (written by `keras_cdseg.deploy.quality_statistics`, which imports these
+names).
 
-Here, below deploy, so that `SavedModelPredictor` can load them without inference importing deploy.
+Here, below deploy, so that the SavedModel and TFLite predictors can load them without inference importing
+deploy. Nothing here imports Keras: a TFLite model's probe runs on LiteRT alone.
 """
 
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -13,11 +16,25 @@ FEATURE_STATISTICS_JSON = "feature_statistics.json"
 FEATURE_STATISTICS_FORMAT = "keras_cdseg.feature_statistics/1"
 
 
-def load_feature_statistics(loaded, directory):
-    """`(forward, moving, organ_value)` for `QualityProbe(feature_statistics=...)`, or None without them.
+class ExportedStatistics(NamedTuple):
+    """What `QualityProbe(feature_statistics=...)` takes from an exported model.
 
-    `organ_value` is the class whose confidence sums and mask the signature also returns (None: block
-    statistics and probabilities only).
+    Args:
+        forward: callable `slices float32 -> {"probabilities", "<block>_mean", "<block>_mean_square", ...}`.
+        moving: dict. Block name -> `(moving_mean, moving_variance)` float64.
+        organ_value: int or None. The class whose confidence sums and mask `forward` also returns (None:
+            block statistics and probabilities only).
+        critic: bool. `forward` also returns the critic's "critic_logit" (the export's own critic).
+    """
+
+    forward: Callable
+    moving: dict
+    organ_value: int | None
+    critic: bool = False
+
+
+def load_feature_statistics(loaded, directory):
+    """`ExportedStatistics` of a SavedModel, or None without the signature or feature_statistics.json.
 
     Args:
         loaded: the object `tf.saved_model.load` returned.
@@ -26,25 +43,61 @@ def load_feature_statistics(loaded, directory):
     Raises:
         InputError: feature_statistics.json exists but is not one, or names blocks the signature lacks.
     """
-    from keras_cdseg.config import load_json
-    from keras_cdseg.errors import InputError
-
-    path = Path(directory) / FEATURE_STATISTICS_JSON
-    if QUALITY_STATISTICS_SIGNATURE not in loaded.signatures or not path.is_file():
+    if QUALITY_STATISTICS_SIGNATURE not in loaded.signatures:
         return None
-    record = load_json(path)
-    if record.get("format") != FEATURE_STATISTICS_FORMAT:
-        raise InputError(path, f"not a keras_cdseg feature statistics file (format {record.get('format')!r})")
     signature = loaded.signatures[QUALITY_STATISTICS_SIGNATURE]
-    missing = [name for name in record["blocks"] if f"{name}_mean" not in signature.structured_outputs]
-    if missing:
-        raise InputError(path, f"block {missing[0]!r} is not an output of the {QUALITY_STATISTICS_SIGNATURE} signature")
-    moving = {name: (np.asarray(block["moving_mean"], np.float64), np.asarray(block["moving_variance"], np.float64))
-              for name, block in record["blocks"].items()}  # fmt: skip
-
+    record = _read_record(directory, signature.structured_outputs)
+    if record is None:
+        return None
     import tensorflow as tf
 
     def forward(slices):
         return {name: value.numpy() for name, value in signature(slices=tf.constant(slices, tf.float32)).items()}
 
-    return forward, moving, record.get("organ_value")
+    return _exported(forward, record)
+
+
+def load_tflite_feature_statistics(interpreter, directory):
+    """`ExportedStatistics` of a TFLite model (LiteRT or tf.lite interpreter), or None without them.
+
+    Raises:
+        InputError: as `load_feature_statistics`.
+    """
+    if QUALITY_STATISTICS_SIGNATURE not in interpreter.get_signature_list():
+        return None
+    runner = interpreter.get_signature_runner(QUALITY_STATISTICS_SIGNATURE)
+    record = _read_record(directory, runner.get_output_details())
+    if record is None:
+        return None
+
+    def forward(slices):
+        return runner(slices=np.asarray(slices, np.float32))
+
+    return _exported(forward, record)
+
+
+def _read_record(directory, output_names):
+    """feature_statistics.json of `directory` checked against the signature's outputs; None if absent."""
+    from keras_cdseg.config import load_json
+    from keras_cdseg.errors import InputError
+
+    path = Path(directory) / FEATURE_STATISTICS_JSON
+    if not path.is_file():
+        return None
+    record = load_json(path)
+    if record.get("format") != FEATURE_STATISTICS_FORMAT:
+        raise InputError(path, f"not a keras_cdseg feature statistics file (format {record.get('format')!r})")
+    missing = [name for name in record["blocks"] if f"{name}_mean" not in output_names]
+    if missing:
+        raise InputError(path, f"block {missing[0]!r} is not an output of the {QUALITY_STATISTICS_SIGNATURE} signature")
+    if record.get("critic") and "critic_logit" not in output_names:
+        raise InputError(path, f"records a critic, but the {QUALITY_STATISTICS_SIGNATURE} signature has no critic_logit")
+    return record
+
+
+def _exported(forward, record):
+    moving = {name: (np.asarray(block["moving_mean"], np.float64), np.asarray(block["moving_variance"], np.float64))
+              for name, block in record["blocks"].items()}  # fmt: skip
+    organ_value = record.get("organ_value")
+    return ExportedStatistics(forward, moving, None if organ_value is None else int(organ_value),
+                              bool(record.get("critic")) and organ_value is not None)  # fmt: skip

@@ -2,8 +2,8 @@
 
     slices --QualityProbe--> probabilities (handed on to predict_volume unchanged)
               |  one compiled call of a functional model built once per predictor:
-              |    generator softmax (Keras generators: the same pass; SavedModel: its quality_statistics
-              |      signature, the same graph; other kinds: their own output)
+              |    generator softmax (Keras generators: the same pass; SavedModel and TFLite exports: their
+              |      quality_statistics signature, the same graph; other kinds: their own output)
               |    per pre-norm BatchNorm block: channel mean / mean square of the block's input
               |    critic: discriminator(x, softmax) logit per slice
               |    confidence: entropy / max-probability sums over the predicted organ and its band
@@ -11,8 +11,9 @@
     probe.signals(labels, voxel_volume_ml) -> {critic_score, feature_shift, mean_entropy, ...}
 
 A signal that cannot be measured is None (never a made-up value) and `probe.unavailable` says why: no
-discriminator beside the model, a model kind that does not expose its block statistics (TFLite; a SavedModel
-exported before the `quality_statistics` signature existed), or an empty prediction (nothing to aggregate over).
+discriminator beside the model, a model kind that does not expose its block statistics (a SavedModel or TFLite
+file exported before it carried the `quality_statistics` signature, any other callable), or an empty
+prediction (nothing to aggregate over).
 """
 
 import numpy as np
@@ -57,7 +58,7 @@ def confidence_tensors(probabilities, organ_value, band_pixels=BAND_PIXELS):
 
     probabilities = ops.cast(probabilities, "float32")
     num_classes = probabilities.shape[-1]
-    organ = ops.cast(ops.equal(ops.argmax(probabilities, axis=-1), organ_value), "float32")[..., None]
+    organ = ops.cast(is_argmax(probabilities, organ_value), "float32")[..., None]
     region = organ
     if band_pixels:
         region = keras.ops.max_pool(organ, pool_size=2 * band_pixels + 1, strides=1, padding="same")
@@ -70,6 +71,21 @@ def confidence_tensors(probabilities, organ_value, band_pixels=BAND_PIXELS):
         "region_pixels": ops.sum(region, axis=(1, 2, 3)),
         "organ": ops.cast(organ[..., 0], "uint8"),
     }
+
+
+def is_argmax(probabilities, class_value):
+    """`argmax(probabilities, -1) == class_value` (first maximum wins ties), from comparisons only.
+
+    Keras's TensorFlow `argmax` of floats masks negative zeros with a bitwise AND, an op TFLite lacks; this
+    form converts, so the exported probe runs on LiteRT (and a softmax has no negative zeros to mask).
+    """
+    from keras import ops
+
+    value = probabilities[..., class_value]
+    at_least_rest = ops.greater_equal(value, ops.max(probabilities[..., class_value:], axis=-1))
+    if class_value == 0:
+        return at_least_rest
+    return ops.logical_and(at_least_rest, ops.greater(value, ops.max(probabilities[..., :class_value], axis=-1)))
 
 
 def feature_statistics_outputs(generator):
@@ -214,18 +230,20 @@ class QualityProbe:
 
     Args:
         predict: callable `slices -> probabilities` used when neither `generator` nor `feature_statistics`
-            is given (TFLite, or any callable); the feature-shift signal is then unavailable.
+            is given (an older export, or any callable); the feature-shift signal is then unavailable.
         organ_value: int. The organ class measured (the liver).
         generator: Keras generator or None. When given, probabilities and all statistics come from one
             compiled call of `build_probe_model(generator, ...)`, and `predict` is not called.
-        discriminator: Keras model `[x, y] -> logit` or None (then the critic signal is unavailable).
+        discriminator: Keras model `[x, y] -> logit` or None (then the critic signal is unavailable, unless
+            the exported probe of `feature_statistics` carries its own critic).
         unavailable_reasons: dict. Signal name -> why it is unavailable, set by the caller.
-        feature_statistics: `(forward, moving, organ_value)` or None, for a model that is not a Keras
-            generator but returns its block statistics (an exported SavedModel's `quality_statistics`
-            signature): `forward(slices) -> {"probabilities", "<block>_mean", "<block>_mean_square"}`
-            replaces `predict`, and `moving` is `{block: (moving_mean, moving_variance)}`. When
-            `organ_value` equals this probe's, `forward` also returns the confidence sums, the organ mask
-            and (with a critic) "critic_logit", and no post-model runs (None: statistics only).
+        feature_statistics: `exported_statistics.ExportedStatistics` or None, for a model that is not a
+            Keras generator but returns its block statistics (the `quality_statistics` signature of an
+            exported SavedModel or TFLite file): `forward(slices) -> {"probabilities", "<block>_mean",
+            "<block>_mean_square"}` replaces `predict`, and `moving` is `{block: (moving_mean,
+            moving_variance)}`. When its `organ_value` equals this probe's, `forward` also returns the
+            confidence sums, the organ mask and (`critic`) "critic_logit", and no post-model runs: the probe
+            then needs neither Keras nor `discriminator`.
     """
 
     def __init__(self, predict, organ_value=1, generator=None, discriminator=None, unavailable_reasons=None,
@@ -238,6 +256,7 @@ class QualityProbe:
         self._forward = None
         self._statistics = None
         self._post = None
+        self._exported_critic = False
         self.generator = generator
         if generator is not None:
             model, self.block_names = build_probe_model(generator, discriminator, self.organ_value)
@@ -246,12 +265,14 @@ class QualityProbe:
             if not self.block_names:
                 self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block with an exposable input"
         elif feature_statistics is not None:
-            self._statistics, self._moving, organ = feature_statistics
+            self._statistics, self._moving = feature_statistics.forward, feature_statistics.moving
+            organ = feature_statistics.organ_value
             self.block_names = list(self._moving)
             self._statistics_complete = organ is not None and int(organ) == self.organ_value
+            self._exported_critic = self._statistics_complete and feature_statistics.critic
         else:
             self.unavailable.setdefault("feature_shift", "this model kind does not expose its block inputs")
-        if discriminator is None:
+        if discriminator is None and not self._exported_critic:
             self.unavailable.setdefault("critic_score", "no discriminator beside the model")
         self.reset()
 
@@ -283,8 +304,8 @@ class QualityProbe:
                 statistics = self._statistics(slices)
                 probabilities = np.asarray(statistics["probabilities"], np.float32)
                 self._add_block_statistics(statistics)
-                # The exported probe already holds everything, if it has a critic exactly when we do.
-                if self._statistics_complete and ("critic_logit" in statistics) == (self.discriminator is not None):
+                # The exported probe already holds everything, unless only we have a critic to add.
+                if self._statistics_complete and ("critic_logit" in statistics or self.discriminator is None):
                     outputs = statistics
             else:
                 probabilities = np.asarray(self.predict(slices), np.float32)

@@ -87,18 +87,32 @@ def test_predict_reports_quality_and_fails_on_flag_with_exit_3(trained, tiny_dat
     assert quality["estimated_dice"] == pytest.approx(keras_quality["estimated_dice"], abs=2e-3)
 
 
-def test_tflite_export_reports_the_feature_shift_as_absent(trained, tiny_dataset, tmp_path):
+def test_tflite_export_reports_every_signal_without_tensorflow(trained, tiny_dataset, tmp_path):
+    """The .tflite carries the quality probe, critic included: the same signals and estimate as the run's Keras
+    model, from a `cdseg predict` process that imports neither TensorFlow nor Keras and prints no LiteRT log."""
     from keras_cdseg.deploy.export import export_model
 
     root, _, _ = trained
     export = export_model(root / "run", root=tmp_path / "saved_models", tflite=True)
+    (export.version_dir / "discriminator.keras").unlink()  # not needed: the critic is inside the .tflite
     scan = sorted(tiny_dataset.glob("imagesTs/*.nii.gz"))[0]
-    result = CliRunner().invoke(cli, ["predict", str(scan), "-o", str(tmp_path / "pred"), "--model",
-                                      str(export.tflite_files["none"])])  # fmt: skip
-    assert result.exit_code == 0, result.output
-    quality = next(iter(json.loads((tmp_path / "pred" / "statistics.json").read_text())["cases"].values()))["quality"]
-    assert quality["signals"]["feature_shift"] is None and "feature_shift_unavailable" in quality["flags"]
-    assert quality["estimated_dice"] is not None  # refitted without the feature shift
+    expected = CliRunner().invoke(cli, ["predict", str(scan), "-o", str(tmp_path / "keras"), "--model", str(root / "run")])
+    assert expected.exit_code == 0, expected.output
+    script = ("import sys\nfrom cdseg.main import cli\ntry:\n    cli(sys.argv[1:])\nexcept SystemExit as e:\n"
+              "    code = e.code\nprint('imported:', sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+              "sys.exit(code)\n")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", script, "predict", str(scan), "-o", str(tmp_path / "lite"),
+                             "--model", str(export.tflite_files["none"])], capture_output=True, text=True)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "imported: []" in result.stdout and result.stderr == ""
+    qualities = [next(iter(json.loads((tmp_path / run / "statistics.json").read_text())["cases"].values()))["quality"]
+                 for run in ("keras", "lite")]  # fmt: skip
+    keras_quality, quality = qualities
+    assert not {"feature_shift_unavailable", "critic_unavailable"} & set(quality["notes"])
+    assert quality["signals"]["feature_shift"] == pytest.approx(keras_quality["signals"]["feature_shift"], rel=1e-4)
+    assert quality["signals"]["critic_score"] == pytest.approx(keras_quality["signals"]["critic_score"], abs=1e-5)
+    assert quality["estimated_dice"] == pytest.approx(keras_quality["estimated_dice"], abs=1e-3)
+    assert quality["verdict"] == keras_quality["verdict"]
 
 
 def test_a_model_without_discriminator_reports_the_critic_as_absent(trained, tiny_dataset):
