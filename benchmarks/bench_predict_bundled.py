@@ -1,5 +1,6 @@
 """Wall time and peak memory of `cdseg predict` (a new process each time: import and model load included) of
-a 512×512×100 CT, with the bundled model and with the paper preset at 256 px; prints JSON.
+a 512×512×100 CT, with the bundled model as `cdseg predict` runs it (its TFLite copy on LiteRT when bundled),
+the same bundled network on Keras/TensorFlow, and the paper preset at 256 px; prints JSON.
 
     python benchmarks/bench_predict_bundled.py [--repeats 3] [--size 512 --slices 100] [--paper-image-size 256]
 
@@ -44,7 +45,10 @@ def main():
         tmp = Path(tmp)
         scan = write_resampled_ct(tmp / "ct.nii.gz", args.size, args.slices)
         paper_run = make_paper_run(tmp / "paper_run", args.paper_image_size)
-        models = {"bundled": None, f"paper_{args.paper_image_size}px": paper_run}
+        models = {"bundled": None}
+        if bundle is not None and bundle.tflite is not None:
+            models["bundled_keras"] = bundle.path  # the same weights through TensorFlow, as before LiteRT
+        models[f"paper_{args.paper_image_size}px"] = paper_run
         results = {name: time_predict(scan, model, tmp, args.repeats, args.no_quality) for name, model in models.items()}
     print(json.dumps({
         "benchmark": "cdseg predict, new process per run (import + model load + prediction + writing)",
