@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from cdseg import native_logs
 from cdseg.errors import CdsegError, user_errors
 
 
@@ -160,8 +161,6 @@ def _evaluate_model(model_path, data_dir, split, batch_size, out_dir, scoring, l
     out_dir = Path(out_dir) if out_dir is not None else Path(f"{index.root.name}_{split}_evaluation")
     if out_dir.exists():
         raise InputError(out_dir, "report directory already exists; choose another --out or remove it")
-    from cdseg import native_logs
-
     with native_logs.quiet_native_logs():
         predictor = load_predictor(model_path)
     click.echo(f"Model: {predictor.describe()}")

@@ -57,7 +57,7 @@ class BundledModel:
         """What `cdseg predict` loads: the TFLite file when there is one, else `path`.
 
         The same weights and quality probe either way (scripts/bundle_model.py checks that they agree), but
-        LiteRT needs neither TensorFlow nor Keras: no ~4 s import, half the memory (MODEL_CARD.md, speed).
+        LiteRT needs neither TensorFlow nor Keras: no ~4 s import, two thirds of the memory (MODEL_CARD.md, speed).
         """
         return self.tflite if self.tflite is not None else self.path
 

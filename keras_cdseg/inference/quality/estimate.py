@@ -141,7 +141,7 @@ def quality_probe_for(predictor, organ_value=None):
     calibration = read_calibration(directory / QUALITY_JSON)
     exported = getattr(predictor, "feature_statistics", None)
     # An exported probe that carries the critic needs no discriminator.keras (nor Keras, to load it).
-    carries_critic = exported is not None and exported.critic and exported.organ_value == organ_value
+    carries_critic = exported is not None and exported.carries_critic_for(organ_value)
     discriminator = None if carries_critic else load_discriminator(directory / DISCRIMINATOR_FILE)
     generator = getattr(predictor, "model", None)
     probe = QualityProbe(predictor, organ_value, generator=generator, discriminator=discriminator,

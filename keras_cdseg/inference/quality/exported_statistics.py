@@ -32,6 +32,14 @@ class ExportedStatistics(NamedTuple):
     organ_value: int | None
     critic: bool = False
 
+    def is_complete_for(self, organ_value):
+        """True when `forward` returns every signal of a probe about `organ_value` (confidence, organ mask)."""
+        return self.organ_value is not None and int(self.organ_value) == int(organ_value)
+
+    def carries_critic_for(self, organ_value):
+        """True when `forward` also returns the critic's logit for that probe: no discriminator is needed."""
+        return self.critic and self.is_complete_for(organ_value)
+
 
 def load_feature_statistics(loaded, directory):
     """`ExportedStatistics` of a SavedModel, or None without the signature or feature_statistics.json.

@@ -266,10 +266,9 @@ class QualityProbe:
                 self.unavailable["feature_shift"] = "the generator has no pre-norm BatchNorm block with an exposable input"
         elif feature_statistics is not None:
             self._statistics, self._moving = feature_statistics.forward, feature_statistics.moving
-            organ = feature_statistics.organ_value
             self.block_names = list(self._moving)
-            self._statistics_complete = organ is not None and int(organ) == self.organ_value
-            self._exported_critic = self._statistics_complete and feature_statistics.critic
+            self._statistics_complete = feature_statistics.is_complete_for(self.organ_value)
+            self._exported_critic = feature_statistics.carries_critic_for(self.organ_value)
         else:
             self.unavailable.setdefault("feature_shift", "this model kind does not expose its block inputs")
         if discriminator is None and not self._exported_critic:
