@@ -115,6 +115,9 @@ def failure_detection(out_dir, steps, quick, verbose):
               help="Comma-separated variants [default: method,no_adversarial,post_norm,ct_only,mr_only; "
                    "cond_dcn on request; method is always run].")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True, help="Folds, training seed, bootstrap resampling.")
+@click.option("--train-seed", type=int, default=None,
+              help="Training seed of every run, apart from the folds [default: --seed]: a repeat on the same folds "
+                   "(compare repeats with `cdseg experiment seeds`).")  # fmt: skip
 @click.option("--quality-calibration", is_flag=True,
               help="Calibrate each run's per-scan quality estimate at the end of training (off: unused here).")  # fmt: skip
 @click.option("--fold-calibration/--no-fold-calibration", default=True, show_default=True,
@@ -123,7 +126,7 @@ def failure_detection(out_dir, steps, quick, verbose):
 @click.option("--report-only", is_flag=True, help="Only rebuild results.json and results.md from finished runs.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=0, show_default=True, help="Keras progress per run.")
 @user_errors
-def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, variants, seed, quality_calibration,
+def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, variants, seed, train_seed, quality_calibration,
                  fold_calibration, report_only, verbose):  # fmt: skip
     """Cross-validate one CT + MR network against separate per-modality models; write RESULTS_DIR/results.md.
 
@@ -143,7 +146,7 @@ def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, varia
         if not data_dir:
             raise InputError("--data", "required (the dataset directory)")
         settings = CrossDomainSettings(recipe=recipe, steps=steps, num_folds=num_folds, seed=seed,
-                                       quality_calibration=quality_calibration, config_file=config_file)  # fmt: skip
+                                       train_seed=train_seed, quality_calibration=quality_calibration, config_file=config_file)  # fmt: skip
         keys = [k.strip() for k in variants.split(",") if k.strip()] if variants else None
         record = run_cross_domain(data_dir, out_dir, settings, variants=keys, verbose=verbose,
                                   fold_calibration=fold_calibration)
@@ -153,3 +156,25 @@ def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, varia
                            "results": f"{out_dir}/results.md"}))  # fmt: skip
     if record["status"] == "interrupted":
         raise SystemExit(130)
+
+
+@experiment.command()
+@click.argument("result_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Where seed_repeats.json and seed_repeats.md go.")  # fmt: skip
+@user_errors
+def seeds(result_dirs, out_dir):
+    """Compare training-seed repeats of the cross-domain benchmark (RESULTS_DIR RESULTS_DIR ...).
+
+    The first RESULTS_DIR is the reference; the others repeat it with another --train-seed (same folds and
+    settings). Per model, modality and organ: each repeat's Dice, a repeat minus the first paired by case (what
+    retraining alone changes), the mean over repeats, and the method averaged over its repeats minus each
+    model of the first directory. Writes OUT/seed_repeats.json and OUT/seed_repeats.md.
+    """
+    import json
+
+    from keras_cdseg.experiments.seed_repeats import MARKDOWN_FILE, write_seed_repeats
+
+    record = write_seed_repeats(result_dirs, out_dir)
+    click.echo(json.dumps({"repeats": [r["train_seed"] for r in record["repeats"]], "variants": list(record["variants"]),
+                           "report": f"{out_dir}/{MARKDOWN_FILE}"}))  # fmt: skip

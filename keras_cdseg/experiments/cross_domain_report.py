@@ -61,9 +61,11 @@ def _settings(record):
     per_fold = "; ".join(f"fold {f['fold']}: " + ", ".join(f"{n} {m}" for m, n in f["test_by_modality"].items())
                          for f in record["folds"])  # fmt: skip
     variants = ",".join(record["planned_variants"])
+    train_seed = settings.get("train_seed")
+    seed_flag = "" if train_seed is None else f" --train-seed {train_seed}"
     command = (f"cdseg experiment cross-domain --data {record['data_dir']} --out RESULTS_DIR --folds "
                f"{settings['num_folds']} --recipe {settings['recipe']} --steps {settings['steps']} --seed "
-               f"{settings['seed']} --variants {variants}")  # fmt: skip
+               f"{settings['seed']}{seed_flag} --variants {variants}")  # fmt: skip
     timings = record["timings_s"]
     timing = (f"{timings['train_s_mean'] / 60:.1f} min training + {timings['evaluate_s_mean']:.0f} s evaluation per run "
               f"(mean of {timings['num_runs_timed']} runs timed)") if timings["train_s_mean"] else "none measured yet"  # fmt: skip
@@ -85,7 +87,7 @@ def _settings(record):
         f"loss {train.get('loss', 'ce')}, Adam {train['learning_rate']} ({train.get('lr_schedule', 'constant')} "
         f"schedule), sampling {train.get('sampling', 'slices')}, augmentation "
         f"{train.get('augmentation', 'standard') if train.get('augment', True) else 'off'}, adversarial weight "
-        f"{train['adversarial_weight']} (0 for no_adversarial), seed {settings['seed']}; "
+        f"{train['adversarial_weight']} (0 for no_adversarial), training seed {settings['seed'] if train_seed is None else train_seed}; "
         "variants change only their own fields (`keras_cdseg/experiments/cross_domain_settings.py`).",
         "- **Evaluation**: each fold's test cases (both modalities) with the largest 3D component (26-connected) kept "
         "per organ; Dice, ASSD, MSSD in mm. Cells: mean [95 % percentile-bootstrap interval over cases, "
@@ -107,7 +109,7 @@ def _metric_table(record, metric, modality):
                  for o in (*organs, MEAN)]  # fmt: skip
         n = cells[-1]["n"] + cells[-1]["n_missing"] if cells[-1] else 0
         bold = "**" if variant == METHOD else ""
-        lines.append(f"| {bold}{label}{bold} | {n} | " + " | ".join(_cell(c, digits) for c in cells) + " |")
+        lines.append(f"| {bold}{label}{bold} | {n} | " + " | ".join(mean_cell(c, digits) for c in cells) + " |")
     for anchor in ANCHORS:
         if anchor["metric"] != metric:
             continue
@@ -138,7 +140,7 @@ def _comparisons(record):
                     continue
                 p = cells[-1]["wilcoxon_p"]
                 lines.append(f"| {label} | {modality} | {METRIC_TITLES[metric]} | {cells[-1]['n']} | "
-                             + " | ".join(_delta(c, _DIGITS[metric]) for c in cells)
+                             + " | ".join(delta_cell(c, _DIGITS[metric]) for c in cells)
                              + f" | {'n/a' if p is None else f'{p:.3g}'} |")  # fmt: skip
     return lines + [""]
 
@@ -158,18 +160,21 @@ def _runs(record):
     return lines + [""]
 
 
-def _cell(entry, digits):
+def mean_cell(entry, digits):
+    """`mean [low, high]` of an aggregate, with the number of cases whose organ was missed (`n_missing`, if any)."""
+    missing = (entry or {}).get("n_missing", 0)
     if not entry or entry["mean"] is None:
-        return "n/a" if not entry or not entry["n_missing"] else f"— ({entry['n_missing']} missed)"
+        return "n/a" if not missing else f"— ({missing} missed)"
     text = f"{entry['mean']:.{digits}f}"
     if entry["low"] is not None:
         text += f" [{entry['low']:.{digits}f}, {entry['high']:.{digits}f}]"
-    if entry["n_missing"]:
-        text += f" ({entry['n_missing']} missed)"
+    if missing:
+        text += f" ({missing} missed)"
     return text
 
 
-def _delta(entry, digits):
+def delta_cell(entry, digits):
+    """`+mean [+low, +high]` of a paired difference, `*` where the interval excludes 0."""
     if not entry or entry["mean"] is None:
         return "n/a"
     text = f"{entry['mean']:+.{digits}f}"

@@ -65,7 +65,11 @@ class CrossDomainSettings:
         recipe: str. Training recipe name (`keras_cdseg.recipes`). Defaults to "real-cpu".
         steps: int. Training steps of every run (the same budget for every variant). Defaults to 1800.
         num_folds: int. K of the K-fold cross-validation. Defaults to 4.
-        seed: int. Fold split, training seed of every run and bootstrap resampling. Defaults to 0.
+        seed: int. Fold split, bootstrap resampling and, unless `train_seed` is given, the training seed of every
+            run. Defaults to 0.
+        train_seed: int or None. Training seed of every run (weights, batches, augmentation), apart from the
+            folds: a repeat with another `train_seed` trains on the same folds, so its results pair case by case
+            with the first (`keras_cdseg.experiments.seed_repeats`). Defaults to None (`seed`).
         quality_calibration: bool. Calibrate each run's per-scan quality estimate at the end of training
             (the benchmark never uses it). Defaults to False.
         config_file: str or None. JSON/YAML run config whose values override the recipe's.
@@ -76,6 +80,7 @@ class CrossDomainSettings:
     steps: int = DEFAULT_STEPS
     num_folds: int = DEFAULT_FOLDS
     seed: int = 0
+    train_seed: int | None = None
     quality_calibration: bool = False
     config_file: str | None = None
     num_resamples: int = 2000
@@ -91,7 +96,13 @@ class CrossDomainSettings:
         """The settings a resumed benchmark must share (the config file is recorded through its values)."""
         values = dataclasses.asdict(self)
         values.pop("config_file")
+        if self.train_seed is None:
+            values.pop("train_seed")  # results directories made before the option existed stay resumable
         return values
+
+    @property
+    def training_seed(self):
+        return self.seed if self.train_seed is None else self.train_seed
 
     def base_run_config(self, data_dir, cache_dir):
         """The recipe's `RunConfig` (+ config file) with the benchmark's steps, seed and calibration."""
@@ -99,7 +110,7 @@ class CrossDomainSettings:
         train = dataclasses.replace(
             base.train,
             steps=self.steps,
-            seed=self.seed,
+            seed=self.training_seed,
             val_every=min(base.train.val_every, self.steps),
             checkpoint_every=min(base.train.checkpoint_every, self.steps),
             quality_calibration=self.quality_calibration,

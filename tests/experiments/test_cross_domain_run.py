@@ -224,3 +224,33 @@ def test_the_quality_estimate_is_calibrated_on_every_folds_own_test_scans(benchm
     shutil.rmtree(run_root(moved, 0, "ct_only") / "train")
     with pytest.raises(InputError, match="no fold of 'ct_only' has a fold_calibration.json or a finished run"):
         calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[1:2], perturbations=False, log=lines.append)
+
+
+def test_a_training_seed_repeat_shares_the_folds_and_compares_case_by_case(benchmark, phantoms, tiny_settings, tmp_path):
+    out, first, _ = benchmark
+    repeat = dataclasses.replace(tiny_settings, train_seed=1)
+    record = run_cross_domain(phantoms, tmp_path / "seed1", repeat, variants=["method"], log=lambda _: None,
+                              fold_calibration=False)  # fmt: skip
+    assert record["folds"] == first["folds"] and record["settings"]["train_seed"] == 1
+    for fold in (0, 1):
+        result = json.loads((run_root(tmp_path / "seed1", fold, "method") / "result.json").read_text())
+        assert result["config"]["train"]["seed"] == 1
+    assert "--seed 0 --train-seed 1 --variants method" in (tmp_path / "seed1" / "results.md").read_text()
+    assert "train_seed" not in first["settings"]  # directories made without the option still resume
+
+    def invoke(*dirs):
+        return CliRunner().invoke(cli, ["experiment", "seeds", *map(str, dirs), "--out", str(tmp_path / "cmp")])
+
+    result = invoke(out, tmp_path / "seed1")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["repeats"] == [0, 1]
+    compared = json.loads((tmp_path / "cmp" / "seed_repeats.json").read_text())
+    assert list(compared["variants"]) == ["method"]  # the only model both directories trained
+    cases = sorted(c for fold in first["folds"] for c in fold["test"] if c.startswith("ct"))
+    entry = next(e for e in compared["entries"] if (e["modality"], e["organ"], e["metric"]) == ("CT", "mean", "dice"))
+    assert entry["n_cases"] == len(cases) and [r["train_seed"] for r in entry["repeats"]] == [0, 1]
+    assert "| One network: pre-norm BN + CAN (the method) | CT | 1 − 0 |" in (tmp_path / "cmp" / "seed_repeats.md").read_text()
+    result = invoke(out, out)
+    assert result.exit_code == 2 and "has training seed 0, like" in result.output and len(result.output.splitlines()) == 1
+    result = invoke(out)
+    assert result.exit_code == 2 and "compare at least two repeats" in result.output
