@@ -103,21 +103,8 @@ def cross_validate_estimate(samples, reference_by_fold):
         wrong and well segmented samples get the verdict `fail`); `cases` lists each clean scan's numbers.
     """
     from keras_cdseg.experiments.failure_detection import flag_summary, metrics
-    from keras_cdseg.inference.quality.calibration import apply_quality_model, fit_quality_model, volume_reference
-    from keras_cdseg.inference.quality.triage import judge
 
-    rows = []
-    for fold in sorted(reference_by_fold):
-        fitted_on = [s for s in samples if s["fold"] != fold]
-        reference = volume_reference([v for f, vs in reference_by_fold.items() if f != fold for v in vs])
-        model = fit_quality_model(fitted_on, reference)
-        for sample in (s for s in samples if s["fold"] == fold):
-            estimated, failure = apply_quality_model(model, sample["signals"], reference)
-            verdict, _ = judge(estimated, failure, sample["signals"], reference)
-            rows.append({"case_id": sample["case_id"], "fold": fold, "degradation": sample["degradation"],
-                         "dice": sample["dice"], "estimated_dice": round(estimated, 4),
-                         "failure_probability": round(failure, 4), "verdict": verdict,
-                         "flagged": verdict == "fail"})  # fmt: skip
+    rows = score_left_out(samples, reference_by_fold)
 
     def group(selected):
         return {"num_samples": len(selected),
@@ -135,12 +122,48 @@ def cross_validate_estimate(samples, reference_by_fold):
     }
 
 
+def score_left_out(samples, reference_by_fold, scored=None):
+    """Scores each fold's samples with the estimate fitted on the other folds' `samples` and reference volumes.
+
+    Args:
+        samples: the calibration samples, each with its `fold`.
+        reference_by_fold: `{fold: [reference organ volumes (mL) of its test scans]}`.
+        scored: samples to score (each with its `fold`), e.g. under degradations the calibration never used;
+            None scores `samples` themselves.
+
+    Returns:
+        One row per scored sample: case_id, fold, degradation, dice, estimated_dice, failure_probability,
+        verdict, flagged (verdict `fail`).
+    """
+    from keras_cdseg.inference.quality.calibration import apply_quality_model, fit_quality_model, volume_reference
+    from keras_cdseg.inference.quality.triage import judge
+
+    scored = samples if scored is None else scored
+    rows = []
+    for fold in sorted(reference_by_fold):
+        fitted_on = [s for s in samples if s["fold"] != fold]
+        reference = volume_reference([v for f, vs in reference_by_fold.items() if f != fold for v in vs])
+        model = fit_quality_model(fitted_on, reference)
+        for sample in (s for s in scored if s["fold"] == fold):
+            estimated, failure = apply_quality_model(model, sample["signals"], reference)
+            verdict, _ = judge(estimated, failure, sample["signals"], reference)
+            rows.append({"case_id": sample["case_id"], "fold": fold, "degradation": sample["degradation"],
+                         "dice": sample["dice"], "estimated_dice": round(estimated, 4),
+                         "failure_probability": round(failure, 4), "verdict": verdict,
+                         "flagged": verdict == "fail"})  # fmt: skip
+    return rows
+
+
 def _fmt(value):
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, perturbations=False, log=None):
-    """One fold's calibration samples: its FOLD_FILE, or measured now from its run's train/ directory and kept.
+def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, perturbations=False, log=None,
+                 file_name=FOLD_FILE):
+    """One fold's calibration samples: its `file_name`, or measured now from its run's train/ directory and kept.
+
+    `file_name` keeps samples of other degradations apart (`fold_quality_check` keeps its held-out ones in
+    their own file).
 
     Returns:
         `{"variant", "degradations", "perturbations", "labels", "samples", "reference_volumes_ml"}`, or None
@@ -150,15 +173,15 @@ def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, pert
     root = run_root(out_dir, fold, variant)
     names = [d.name for d in degradations]
     settings = {"variant": variant, "degradations": names, "perturbations": bool(perturbations)}
-    kept = read_json(root / FOLD_FILE)
+    kept = read_json(root / file_name)
     if kept is not None and {key: kept.get(key) for key in settings} == settings:
         return kept
     if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
-        log(f"fold {fold}: no {FOLD_FILE} and no finished {variant} run with its train/ directory; left out")
+        log(f"fold {fold}: no {file_name} and no finished {variant} run with its train/ directory; left out")
         return None
     kept = settings | _measure_fold(root / "train", fold_data_dir(out_dir, fold), degradations, perturbations, log,
                                     f"fold {fold}: {variant}")  # fmt: skip
-    write_json_atomic(root / FOLD_FILE, kept)
+    write_json_atomic(root / file_name, kept)
     return kept
 
 
