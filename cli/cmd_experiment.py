@@ -159,7 +159,7 @@ def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, varia
 
 
 @experiment.command()
-@click.argument("result_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, exists=True))
+@click.argument("result_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Where seed_repeats.json and seed_repeats.md go.")  # fmt: skip
 @user_errors

@@ -109,6 +109,8 @@ def write_seed_repeats(result_dirs, out_dir):
 
 
 def _load(result_dir):
+    if not result_dir.is_dir():
+        raise InputError(result_dir, "results directory not found")
     record = read_json(result_dir / "results.json")
     if record is None:
         raise InputError(result_dir, "no results.json: not a cross-domain results directory (or none written yet)")

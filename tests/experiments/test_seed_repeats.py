@@ -65,5 +65,7 @@ def test_repeats_of_other_folds_settings_or_the_same_seed_are_refused(tmp_path):
         compare_repeats([first, same])
     with pytest.raises(InputError, match="no results.json"):
         compare_repeats([first, tmp_path])
+    with pytest.raises(InputError, match="results directory not found"):
+        compare_repeats([first, tmp_path / "missing"])
     with pytest.raises(InputError, match="at least two repeats"):
         compare_repeats([first])
