@@ -96,8 +96,8 @@ class CrossDomainSettings:
         """The settings a resumed benchmark must share (the config file is recorded through its values)."""
         values = dataclasses.asdict(self)
         values.pop("config_file")
-        if self.train_seed is None:
-            values.pop("train_seed")  # results directories made before the option existed stay resumable
+        if self.train_seed in (None, self.seed):
+            values.pop("train_seed")  # the same runs as without it; directories made before it stay resumable
         return values
 
     @property
