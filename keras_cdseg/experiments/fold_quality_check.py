@@ -71,8 +71,11 @@ def check_on_held_out(out_dir, variant="method", degradations=HELD_OUT, log=None
             f"below_{ACCEPTABLE_DICE:.2f}": len(below),
             f"verdicts_below_{ACCEPTABLE_DICE:.2f}": verdicts_below,
             "missed": verdicts_below["ok"],
-            f"fail_at_or_above_{ACCEPTABLE_DICE:.2f}": sum(r["verdict"] == "fail" for r in selected
-                                                          if r["dice"] >= ACCEPTABLE_DICE),  # fmt: skip
+            "worst_missed_dice": min((r["dice"] for r in below if r["verdict"] == "ok"), default=None),
+            f"at_or_above_{ACCEPTABLE_DICE:.2f}": len(selected) - len(below),
+            f"verdicts_at_or_above_{ACCEPTABLE_DICE:.2f}": {v: sum(r["verdict"] == v for r in selected
+                                                                   if r["dice"] >= ACCEPTABLE_DICE)
+                                                           for v in ("ok", "review", "fail")},  # fmt: skip
             "metrics": metrics([r["dice"] for r in selected], [r["estimated_dice"] for r in selected],
                                [r["failure_probability"] for r in selected]),  # fmt: skip
         }
@@ -95,13 +98,16 @@ def check_on_held_out(out_dir, variant="method", degradations=HELD_OUT, log=None
 def render_held_out_check(record):
     """A markdown table of the record: one row per degradation, then per modality and overall."""
     key = f"{ACCEPTABLE_DICE:.2f}"
-    lines = [f"| Samples | n | mean liver Dice | below {key} | of those: ok (missed) / review / fail | "
-             f"fail at ≥ {key} | failure AUROC | mean abs. error |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [f"| Samples | n | mean liver Dice | below {key} | of those: ok (missed) / review / fail | worst missed | "
+             f"at ≥ {key}: ok / review / fail | failure AUROC | mean abs. error |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     groups = [(name, g) for name, g in record["by_degradation"].items()]
     groups += [(f"**{m}**", g) for m, g in record["by_modality"].items()] + [("**all**", record["overall"])]
     for name, g in groups:
-        verdicts, auroc = g[f"verdicts_below_{key}"], g["metrics"]["auroc_failure"]
+        below, above = g[f"verdicts_below_{key}"], g[f"verdicts_at_or_above_{key}"]
+        auroc, worst = g["metrics"]["auroc_failure"], g["worst_missed_dice"]
         lines.append(f"| {name} | {g['num_samples']} | {g['mean_dice']:.3f} | {g[f'below_{key}']} | "
-                     f"{verdicts['ok']} / {verdicts['review']} / {verdicts['fail']} | {g[f'fail_at_or_above_{key}']} | "
+                     f"{below['ok']} / {below['review']} / {below['fail']} | {'—' if worst is None else f'{worst:.3f}'} | "
+                     f"{above['ok']} / {above['review']} / {above['fail']} | "
                      f"{'n/a' if auroc is None else f'{auroc:.3f}'} | {g['metrics']['mae_dice']:.3f} |")  # fmt: skip
     return "\n".join(lines) + "\n"
