@@ -10,14 +10,14 @@ with the first directory's. For every variant that two or more repeats have, per
 - `pooled`: the per-case mean over the repeats, then its mean over cases and interval.
 
 And `pooled_comparisons`: the method's pooled values minus each other model of the first directory, paired
-by case, beside that directory's single-seed comparison. A difference between two models smaller than the
+by case, beside the first directory's single-seed comparison on the same cases. A difference between two models smaller than the
 method's own seed difference is within what retraining one model moves.
 """
 
 from pathlib import Path
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.experiments.cross_domain_results import MEAN, METRICS, case_values, find
+from keras_cdseg.experiments.cross_domain_results import MEAN, METRICS, case_values
 from keras_cdseg.experiments.cross_domain_settings import METHOD
 from keras_cdseg.experiments.resumable import differences, read_json
 from keras_cdseg.experiments.stats import bootstrap_mean, paired_bootstrap
@@ -77,7 +77,8 @@ def compare_repeats(result_dirs):
         {"variant": v, "modality": m, "organ": o, "metric": k, "difference": f"{METHOD} (pooled) - {v}",
          "pooled": paired_bootstrap(pooled_values[(METHOD, m, o, k)], values[0].get((v, m, o, k), {}), resamples,
                                     seed=boot_seed),
-         "single_seed": find(first["comparisons"], variant=v, modality=m, organ=o, metric=k)}
+         "single_seed": paired_bootstrap({c: values[0][(METHOD, m, o, k)][c] for c in pooled_values[(METHOD, m, o, k)]},
+                                         values[0].get((v, m, o, k), {}), resamples, seed=boot_seed)}
         for v in first["variants"] if v != METHOD for m in first["modalities"] for o in organs for k in METRICS
         if (METHOD, m, o, k) in pooled_values and values[0].get((v, m, o, k))
     ]  # fmt: skip

@@ -46,7 +46,7 @@ def render_seed_repeats(record):
 def _pooled_comparisons(record):
     repeats = len(record["repeats"])
     lines = ["## The method, mean of its repeats, minus each model (mean Dice over organs)", "",
-             f"Single seed: the first directory's comparison. Pooled: the method's per-case Dice averaged over its "
+             f"Single seed: the first directory's comparison, on the cases the repeats share. Pooled: the method's per-case Dice averaged over its "
              f"repeats ({repeats}), minus the same model. The last column is how much the method's own repeats "
              "differ (the largest absolute Δ of a repeat against the first): a difference between two models below it is "
              "within what retraining one model moves.", "",
@@ -58,7 +58,7 @@ def _pooled_comparisons(record):
             entry = find(record["pooled_comparisons"], variant=variant, modality=modality, organ=MEAN, metric="dice")
             if not entry or not entry["pooled"]["n"]:
                 continue
-            single = entry["single_seed"] or {"mean": None, "wilcoxon_p": None}
+            single = entry["single_seed"]
             lines.append(f"| {label} | {modality} | {entry['pooled']['n']} | {delta_cell(single, 3)} | "
                          f"{_p(single['wilcoxon_p'])} | {delta_cell(entry['pooled'], 3)} | {_p(entry['pooled']['wilcoxon_p'])} | "
                          f"{'n/a' if noise is None else f'{noise:.3f}'} |")  # fmt: skip
