@@ -9,8 +9,9 @@ with the first directory's. For every variant that two or more repeats have, per
 - `seed_differences`: a later repeat minus the first, paired by case: what retraining alone changes;
 - `pooled`: the per-case mean over the repeats, then its mean over cases and interval.
 
-And `pooled_comparisons`: the method's pooled values minus each other model of the first directory, paired
-by case, beside the first directory's single-seed comparison on the same cases. A difference between two models smaller than the
+And `pooled_comparisons`: the method's pooled values minus each other model of the first directory (pooled
+too where that model was repeated; `model_repeats` says how often), paired by case, beside the first
+directory's single-seed comparison on the same cases. A difference between two models smaller than the
 method's own seed difference is within what retraining one model moves.
 """
 
@@ -73,15 +74,21 @@ def compare_repeats(result_dirs):
                                              for i, p in zip(have[1:], shared[1:])],
                         "pooled": bootstrap_mean(pooled.values(), resamples, seed=boot_seed),
                     })  # fmt: skip
-    comparisons = [
-        {"variant": v, "modality": m, "organ": o, "metric": k, "difference": f"{METHOD} (pooled) - {v}",
-         "pooled": paired_bootstrap(pooled_values[(METHOD, m, o, k)], values[0].get((v, m, o, k), {}), resamples,
-                                    seed=boot_seed),
-         "single_seed": paired_bootstrap({c: values[0][(METHOD, m, o, k)][c] for c in pooled_values[(METHOD, m, o, k)]},
-                                         values[0].get((v, m, o, k), {}), resamples, seed=boot_seed)}
-        for v in first["variants"] if v != METHOD for m in first["modalities"] for o in organs for k in METRICS
-        if (METHOD, m, o, k) in pooled_values and values[0].get((v, m, o, k))
-    ]  # fmt: skip
+    comparisons = []
+    for v in (v for v in first["variants"] if v != METHOD):
+        for m, o, k in ((m, o, k) for m in first["modalities"] for o in organs for k in METRICS):
+            method, single = pooled_values.get((METHOD, m, o, k)), values[0].get((v, m, o, k))
+            if not method or not single:
+                continue
+            # A model repeated too is averaged over its own repeats: both sides then carry less training noise.
+            model = pooled_values.get((v, m, o, k), single)
+            comparisons.append({
+                "variant": v, "modality": m, "organ": o, "metric": k, "difference": f"{METHOD} (pooled) - {v}",
+                "model_repeats": sum(v in r["variants"] for r in records) if (v, m, o, k) in pooled_values else 1,
+                "pooled": paired_bootstrap(method, model, resamples, seed=boot_seed),
+                "single_seed": paired_bootstrap({c: values[0][(METHOD, m, o, k)][c] for c in method}, single, resamples,
+                                                seed=boot_seed),
+            })  # fmt: skip
     return {
         "format": FORMAT,
         "repeats": [{"dir": str(d), "train_seed": s, "status": r["status"],

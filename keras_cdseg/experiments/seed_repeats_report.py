@@ -47,7 +47,8 @@ def _pooled_comparisons(record):
     repeats = len(record["repeats"])
     lines = ["## The method, mean of its repeats, minus each model (mean Dice over organs)", "",
              f"Single seed: the first directory's comparison, on the cases the repeats share. Pooled: the method's per-case Dice averaged over its "
-             f"repeats ({repeats}), minus the same model. The last column is how much the method's own repeats "
+             f"repeats ({repeats}), minus the same model, averaged over its own repeats where it has some (marked with its number "
+             "of seeds). The last column is how much the method's own repeats "
              "differ (the largest absolute Δ of a repeat against the first): a difference between two models below it is "
              "within what retraining one model moves.", "",
              "| Model | Modality | n | Δ single seed | p | Δ pooled | p | method's seed difference |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
@@ -59,6 +60,8 @@ def _pooled_comparisons(record):
             if not entry or not entry["pooled"]["n"]:
                 continue
             single = entry["single_seed"]
+            if entry["model_repeats"] > 1:
+                label = f"{label} ({entry['model_repeats']} seeds)"
             lines.append(f"| {label} | {modality} | {entry['pooled']['n']} | {delta_cell(single, 3)} | "
                          f"{_p(single['wilcoxon_p'])} | {delta_cell(entry['pooled'], 3)} | {_p(entry['pooled']['wilcoxon_p'])} | "
                          f"{'n/a' if noise is None else f'{noise:.3f}'} |")  # fmt: skip

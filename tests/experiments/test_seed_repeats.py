@@ -9,13 +9,13 @@ from keras_cdseg.io_utils import write_json_atomic
 from tests.experiments.test_cross_domain_results import BASE, CLAIM, FOLDS, result
 
 
-def repeat_dir(root, name, train_seed, method_shift, variants=("method", "ct_only"), folds=FOLDS):
+def repeat_dir(root, name, train_seed, method_shift, variants=("method", "ct_only"), folds=FOLDS, ct_only_shift=0.0):
     """A results directory whose method's liver Dice is BASE + method_shift on CT cases (MR unchanged)."""
     claim = {**CLAIM, "settings": {**CLAIM["settings"], **({} if train_seed is None else {"train_seed": train_seed})}}
     shifted = {c: v + (method_shift if c.startswith("ct") else 0.0) for c, v in BASE.items()}
     results = [result(f, "method", shifted) for f in (0, 1)]
     if "ct_only" in variants:
-        results += [result(f, "ct_only", {c: v - 0.05 for c, v in BASE.items()}) for f in (0, 1)]
+        results += [result(f, "ct_only", {c: v - 0.05 + ct_only_shift for c, v in BASE.items()}) for f in (0, 1)]
     path = root / name
     path.mkdir()
     write_json_atomic(path / "results.json", build_results(claim, folds, results, list(variants), status="finished"))
@@ -42,6 +42,18 @@ def test_a_repeat_pairs_by_case_and_pools_the_method(repeats):
     # method pooled over seeds (BASE + 0.02 on CT) minus ct_only (BASE - 0.05), beside the single-seed +0.05
     comparison = find(record["pooled_comparisons"], variant="ct_only", modality="CT", organ="liver", metric="dice")
     assert comparison["pooled"]["mean"] == pytest.approx(0.07) and comparison["single_seed"]["mean"] == pytest.approx(0.05)
+
+
+def test_a_model_repeated_too_is_compared_averaged_over_its_own_repeats(tmp_path):
+    dirs = [repeat_dir(tmp_path, "seed0", None, 0.0), repeat_dir(tmp_path, "seed1", 1, 0.04, ct_only_shift=0.02)]
+    record = compare_repeats(dirs)
+    assert list(record["variants"]) == ["method", "ct_only"]
+    comparison = find(record["pooled_comparisons"], variant="ct_only", modality="CT", organ="liver", metric="dice")
+    # (BASE + 0.02) - (BASE - 0.05 + 0.01): both sides averaged over seeds 0 and 1
+    assert comparison["model_repeats"] == 2 and comparison["pooled"]["mean"] == pytest.approx(0.06)
+    assert comparison["single_seed"]["mean"] == pytest.approx(0.05)
+    write_seed_repeats(dirs, tmp_path / "out")
+    assert "| Separate models: CT-only model (2 seeds) | CT | 4 | +0.050" in (tmp_path / "out" / "seed_repeats.md").read_text()
 
 
 def test_the_markdown_reads_the_seed_noise_beside_the_model_differences(repeats, tmp_path):
