@@ -86,8 +86,8 @@ def compare_repeats(result_dirs):
                 "variant": v, "modality": m, "organ": o, "metric": k, "difference": f"{METHOD} (pooled) - {v}",
                 "model_repeats": sum(v in r["variants"] for r in records) if (v, m, o, k) in pooled_values else 1,
                 "pooled": paired_bootstrap(method, model, resamples, seed=boot_seed),
-                "single_seed": paired_bootstrap({c: values[0][(METHOD, m, o, k)][c] for c in method}, single, resamples,
-                                                seed=boot_seed),
+                "single_seed": paired_bootstrap({c: values[0][(METHOD, m, o, k)][c] for c in method if c in model}, single,
+                                                resamples, seed=boot_seed),  # the same cases as "pooled"
             })  # fmt: skip
     return {
         "format": FORMAT,

@@ -9,13 +9,14 @@ from keras_cdseg.io_utils import write_json_atomic
 from tests.experiments.test_cross_domain_results import BASE, CLAIM, FOLDS, result
 
 
-def repeat_dir(root, name, train_seed, method_shift, variants=("method", "ct_only"), folds=FOLDS, ct_only_shift=0.0):
+def repeat_dir(root, name, train_seed, method_shift, variants=("method", "ct_only"), folds=FOLDS, ct_only_shift=0.0,
+               ct_only_folds=(0, 1)):
     """A results directory whose method's liver Dice is BASE + method_shift on CT cases (MR unchanged)."""
     claim = {**CLAIM, "settings": {**CLAIM["settings"], **({} if train_seed is None else {"train_seed": train_seed})}}
     shifted = {c: v + (method_shift if c.startswith("ct") else 0.0) for c, v in BASE.items()}
     results = [result(f, "method", shifted) for f in (0, 1)]
     if "ct_only" in variants:
-        results += [result(f, "ct_only", {c: v - 0.05 + ct_only_shift for c, v in BASE.items()}) for f in (0, 1)]
+        results += [result(f, "ct_only", {c: v - 0.05 + ct_only_shift for c, v in BASE.items()}) for f in ct_only_folds]
     path = root / name
     path.mkdir()
     write_json_atomic(path / "results.json", build_results(claim, folds, results, list(variants), status="finished"))
@@ -54,6 +55,11 @@ def test_a_model_repeated_too_is_compared_averaged_over_its_own_repeats(tmp_path
     assert comparison["single_seed"]["mean"] == pytest.approx(0.05)
     write_seed_repeats(dirs, tmp_path / "out")
     assert "| Separate models: CT-only model (2 seeds) | CT | 4 | +0.050" in (tmp_path / "out" / "seed_repeats.md").read_text()
+    # a repeat cut short: both comparisons on the cases its finished folds tested (fold 0: ct0, ct1)
+    partial = repeat_dir(tmp_path, "seed2", 2, 0.0, ct_only_shift=0.02, ct_only_folds=(0,))
+    comparison = find(compare_repeats([dirs[0], partial])["pooled_comparisons"], variant="ct_only", modality="CT",
+                      organ="liver", metric="dice")  # fmt: skip
+    assert comparison["pooled"]["n"] == comparison["single_seed"]["n"] == 2
 
 
 def test_the_markdown_reads_the_seed_noise_beside_the_model_differences(repeats, tmp_path):
