@@ -61,22 +61,24 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="JSON with every case's rows and the summary")
     args = parser.parse_args(argv)
     folds = json.loads((args.results_dir / "folds.json").read_text())["folds"]
-    dataset = json.loads((args.data_dir / "dataset.json").read_text())
-    organs = {name: int(value) for name, value in dataset["labels"].items() if int(value) != 0}
-    modality = {Path(e["image"]).name.split(".")[0]: e.get("modality") for e in dataset["training"]}
+    from keras_cdseg.data.dataset import load_dataset
+
+    index = load_dataset(args.data_dir)
+    organs = {name: int(value) for name, value in index.labels.items() if int(value) != 0}
+    by_id = {case.case_id: case for case in index.training}
     rows = []
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
         for fold in folds:
             model = args.results_dir / "runs" / f"fold{fold['fold']}" / args.variant / "train"
-            cases = [c for c in fold["test"] if modality.get(c) == args.modality]
+            cases = [c for c in fold["test"] if c in by_id and by_id[c].modality == args.modality]
             if not model.is_dir() or not cases:
                 print(f"fold {fold['fold']}: no {model} or no {args.modality} test scan; left out", file=sys.stderr)
                 continue
             coarse = scratch / f"fold{fold['fold']}"
             for sub in ("images", "labels"):
                 (coarse / sub).mkdir(parents=True)
-            pairs = {c: (args.data_dir / "imagesTr" / f"{c}.nii.gz", args.data_dir / "labelsTr" / f"{c}.nii.gz") for c in cases}
+            pairs = {c: (by_id[c].image, by_id[c].label) for c in cases}
             versions = {"native": pairs, f"{args.spacing:g}mm": {c: resample(*pairs[c], args.spacing, coarse) for c in cases}}
             for version, inputs in versions.items():
                 out = coarse / f"predicted_{version}"

@@ -40,6 +40,7 @@ def check_on_held_out(out_dir, variant="method", degradations=HELD_OUT, log=None
         InputError: not a benchmark directory, or fewer than two folds with both kinds of samples.
     """
     from keras_cdseg.experiments.failure_detection import metrics
+    from keras_cdseg.inference.quality.triage import verdict_counts
 
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
@@ -64,7 +65,7 @@ def check_on_held_out(out_dir, variant="method", degradations=HELD_OUT, log=None
 
     def group(selected):
         below = [r for r in selected if r["dice"] < ACCEPTABLE_DICE]
-        verdicts_below = {v: sum(r["verdict"] == v for r in below) for v in ("ok", "review", "fail")}
+        verdicts_below = verdict_counts(r["verdict"] for r in below)
         return {
             "num_samples": len(selected),
             "mean_dice": sum(r["dice"] for r in selected) / len(selected),
@@ -73,9 +74,8 @@ def check_on_held_out(out_dir, variant="method", degradations=HELD_OUT, log=None
             "missed": verdicts_below["ok"],
             "worst_missed_dice": min((r["dice"] for r in below if r["verdict"] == "ok"), default=None),
             f"at_or_above_{ACCEPTABLE_DICE:.2f}": len(selected) - len(below),
-            f"verdicts_at_or_above_{ACCEPTABLE_DICE:.2f}": {v: sum(r["verdict"] == v for r in selected
-                                                                   if r["dice"] >= ACCEPTABLE_DICE)
-                                                           for v in ("ok", "review", "fail")},  # fmt: skip
+            f"verdicts_at_or_above_{ACCEPTABLE_DICE:.2f}": verdict_counts(r["verdict"] for r in selected
+                                                                          if r["dice"] >= ACCEPTABLE_DICE),  # fmt: skip
             "metrics": metrics([r["dice"] for r in selected], [r["estimated_dice"] for r in selected],
                                [r["failure_probability"] for r in selected]),  # fmt: skip
         }

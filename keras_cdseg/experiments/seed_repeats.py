@@ -49,7 +49,8 @@ def compare_repeats(result_dirs):
     resamples, boot_seed = first["settings"]["num_resamples"], first["settings"]["seed"]
     organs = [o for o in first["organs"] if all(o in r["organs"] for r in records)] + [MEAN]
     values = [case_values(r["cases"], r["organs"]) for r in records]
-    variants = [v for v in first["variants"] if sum(v in r["variants"] for r in records) >= 2]
+    runs_of = {v: sum(v in r["variants"] for r in records) for v in first["variants"]}
+    variants = [v for v in first["variants"] if runs_of[v] >= 2]
 
     entries, pooled_values = [], {}
     for variant in variants:
@@ -84,7 +85,7 @@ def compare_repeats(result_dirs):
             model = pooled_values.get((v, m, o, k), single)
             comparisons.append({
                 "variant": v, "modality": m, "organ": o, "metric": k, "difference": f"{METHOD} (pooled) - {v}",
-                "model_repeats": sum(v in r["variants"] for r in records) if (v, m, o, k) in pooled_values else 1,
+                "model_repeats": runs_of[v] if (v, m, o, k) in pooled_values else 1,
                 "pooled": paired_bootstrap(method, model, resamples, seed=boot_seed),
                 "single_seed": paired_bootstrap({c: values[0][(METHOD, m, o, k)][c] for c in method if c in model}, single,
                                                 resamples, seed=boot_seed),  # the same cases as "pooled"

@@ -17,29 +17,20 @@ def render_seed_repeats(record):
     lines += ["", "## Dice of each repeat, on the cases every repeat has", "",
               "| Model | Modality | Training seed | n | " + " | ".join(organs + ["mean over organs"]) + " |",
               "|---|---|---|---|" + "---|" * (len(organs) + 1)]  # fmt: skip
-    for variant, label in record["variants"].items():
-        for modality in record["modalities"]:
-            cells = _entries(record, variant, modality)
-            if not cells[-1]:
-                continue
-            for index, repeat in enumerate(cells[-1]["repeats"]):
-                lines.append(f"| {label} | {modality} | {repeat['train_seed']} | {repeat['n']} | "
-                             + " | ".join(mean_cell(c["repeats"][index], 3) for c in cells) + " |")  # fmt: skip
-            lines.append(f"| {label} | {modality} | mean of {len(cells[-1]['repeats'])} | {cells[-1]['n_cases']} | "
-                         + " | ".join(mean_cell(c["pooled"], 3) for c in cells) + " |")  # fmt: skip
+    for label, modality, cells in _variant_cells(record):
+        for index, repeat in enumerate(cells[-1]["repeats"]):
+            lines.append(f"| {label} | {modality} | {repeat['train_seed']} | {repeat['n']} | "
+                         + " | ".join(mean_cell(c["repeats"][index], 3) for c in cells) + " |")  # fmt: skip
+        lines.append(f"| {label} | {modality} | mean of {len(cells[-1]['repeats'])} | {cells[-1]['n_cases']} | "
+                     + " | ".join(mean_cell(c["pooled"], 3) for c in cells) + " |")  # fmt: skip
     lines += ["", "## Retraining alone: a repeat minus the first, same model, same cases", "",
               "| Model | Modality | Seeds | n | " + " | ".join(organs + ["mean over organs", "p (mean)"]) + " |",
               "|---|---|---|---|" + "---|" * (len(organs) + 2)]  # fmt: skip
-    for variant, label in record["variants"].items():
-        for modality in record["modalities"]:
-            cells = _entries(record, variant, modality)
-            if not cells[-1]:
-                continue
-            for index, difference in enumerate(cells[-1]["seed_differences"]):
-                p = difference["wilcoxon_p"]
-                lines.append(f"| {label} | {modality} | {difference['train_seed']} − {difference['minus_train_seed']} | "
-                             f"{difference['n']} | " + " | ".join(delta_cell(c["seed_differences"][index], 3) for c in cells)
-                             + f" | {_p(p)} |")  # fmt: skip
+    for label, modality, cells in _variant_cells(record):
+        for index, difference in enumerate(cells[-1]["seed_differences"]):
+            lines.append(f"| {label} | {modality} | {difference['train_seed']} − {difference['minus_train_seed']} | "
+                         f"{difference['n']} | " + " | ".join(delta_cell(c["seed_differences"][index], 3) for c in cells)
+                         + f" | {_p(difference['wilcoxon_p'])} |")  # fmt: skip
     return "\n".join(lines + [""] + _pooled_comparisons(record)) + "\n"
 
 
@@ -68,9 +59,14 @@ def _pooled_comparisons(record):
     return lines + [""]
 
 
-def _entries(record, variant, modality):
-    return [find(record["entries"], variant=variant, modality=modality, organ=o, metric="dice")
-            for o in (*record["organs"], MEAN)]  # fmt: skip
+def _variant_cells(record):
+    """`(label, modality, Dice entries per organ then the mean)` of every repeated model that has a mean entry."""
+    for variant, label in record["variants"].items():
+        for modality in record["modalities"]:
+            cells = [find(record["entries"], variant=variant, modality=modality, organ=o, metric="dice")
+                     for o in (*record["organs"], MEAN)]  # fmt: skip
+            if cells[-1]:
+                yield label, modality, cells
 
 
 def _p(p):
