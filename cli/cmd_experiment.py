@@ -123,11 +123,13 @@ def failure_detection(out_dir, steps, quick, verbose):
 @click.option("--fold-calibration/--no-fold-calibration", default=True, show_default=True,
               help="After each method run, keep its quality-calibration samples on the fold's test scans "
                    "(fold_calibration.json; scripts/calibrate_from_folds.py pools them).")  # fmt: skip
+@click.option("--reevaluate", is_flag=True,
+              help="Evaluate again the finished runs whose evaluation an older prediction path made (training kept).")
 @click.option("--report-only", is_flag=True, help="Only rebuild results.json and results.md from finished runs.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=0, show_default=True, help="Keras progress per run.")
 @user_errors
 def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, variants, seed, train_seed, quality_calibration,
-                 fold_calibration, report_only, verbose):  # fmt: skip
+                 fold_calibration, reevaluate, report_only, verbose):  # fmt: skip
     """Cross-validate one CT + MR network against separate per-modality models; write RESULTS_DIR/results.md.
 
     Variants: method (pre-norm BN + CAN), no_adversarial, post_norm, ct_only and mr_only (separate models,
@@ -149,7 +151,7 @@ def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, varia
                                        train_seed=train_seed, quality_calibration=quality_calibration, config_file=config_file)  # fmt: skip
         keys = [k.strip() for k in variants.split(",") if k.strip()] if variants else None
         record = run_cross_domain(data_dir, out_dir, settings, variants=keys, verbose=verbose,
-                                  fold_calibration=fold_calibration)
+                                  fold_calibration=fold_calibration, reevaluate=reevaluate)
     progress = record["progress"]
     click.echo(json.dumps({"status": record["status"], "finished": progress["num_finished"],
                            "planned": progress["num_planned"], "failed": progress["num_failed"],

@@ -2,8 +2,8 @@
 
     volume [X, Y, Z] (canonical RAS voxel order, float32 or int16) + spacing_mm float64 [3]
       --percentile clip, map to [0, 1]-- --linear in-plane resampling, centre pad/crop-- --2T+1 context--
-      --network, batch by batch-- --arg-max-- --nearest-neighbour restoration onto the input grid--
-      labels uint8 [X, Y, Z], voxel_counts int64 [C], volumes_ml float64 [C]
+      --network, batch by batch-- --probabilities (rounded to float16) restored linearly onto the input
+      grid-- --arg-max-- labels uint8 [X, Y, Z], voxel_counts int64 [C], volumes_ml float64 [C]
 
 Each step is the TensorFlow transcription of `keras_cdseg.data.preprocessing` (what `cdseg predict` runs),
 with the same arithmetic in the same precision and order, so both give the same labels:
@@ -16,7 +16,9 @@ with the same arithmetic in the same precision and order, so both give the same 
 - clipping in float32, then `(x - low) * (1 / (high - low))` in float32;
 - centre-aligned sample positions computed in float64 from the shape and `spacing_mm` (send float64);
   linear weights in float32; positions more than half a pixel outside the grid give 0 (background);
-- context slices past either end repeat the edge slice.
+- context slices past either end repeat the edge slice;
+- restoration: the batch's probabilities through float16, then linear along the second and the first
+  in-plane axis (float32 weights), background outside the prepared window, then the first maximum.
 
 Reorientation is the client's job and lossless (a permutation and flips, e.g. nibabel's
 `as_closest_canonical` for a non-oblique image). Largest-component post-processing is not in the graph:
@@ -48,6 +50,7 @@ def volume_signature_record(num_classes, batch_size):
                         "reorient on the client (lossless permutation/flips)",
         "spacing": "voxel size in mm along the three array axes of the canonical volume",
         "batch_size": int(batch_size),
+        "restoration": "class probabilities rounded to float16, linear onto the input grid, then arg-max",
         "postprocessing": "none in the graph: apply postprocessing.largest_component_classes on the client",
     }
 
@@ -98,10 +101,17 @@ def segment_volume_graph(volume, spacing_mm, forward, data_config, num_classes, 
     size = int(data_config.image_size)
     target = float(data_config.target_spacing_mm)
     prepared = prepare_canonical(volume, spacing_mm, data_config, max_samples)
-    labels_prepared = _segment_prepared(prepared, forward, int(data_config.context), int(batch_size), size)
-    restored = _resample_nearest(labels_prepared, 2, _window_coords(shape[1], spacing_mm[1], target, size))
-    restored = _resample_nearest(restored, 1, _window_coords(shape[0], spacing_mm[0], target, size))
-    labels = tf.transpose(restored, [1, 2, 0])
+    window = [_window_coords(shape[axis], spacing_mm[axis], target, size) for axis in range(2)]
+
+    def restore(probabilities):  # [n, size, size, C] -> labels [n, X, Y]: `inference.volume.restored_labels`
+        rounded = tf.cast(tf.cast(probabilities, tf.float16), tf.float32)
+        background = tf.one_hot(0, num_classes, dtype=tf.float32)
+        restored = _resample_linear(rounded, 2, window[1], size, cval=background, rank=4)
+        restored = _resample_linear(restored, 1, window[0], size, cval=background, rank=4)
+        return tf.cast(tf.argmax(restored, axis=-1), tf.uint8)
+
+    labels_slices = _segment_prepared(prepared, forward, int(data_config.context), int(batch_size), size, restore)
+    labels = tf.transpose(labels_slices, [1, 2, 0])
     counts = tf.math.bincount(tf.reshape(tf.cast(labels, tf.int32), [-1]), minlength=num_classes,
                               maxlength=num_classes, dtype=tf.int64)  # fmt: skip
     voxel_ml = tf.reduce_prod(spacing_mm) / 1000.0
@@ -206,37 +216,31 @@ def _broadcast_mask(mask, axis, rank):
     return tf.reshape(mask, shape)
 
 
-def _resample_linear(array, axis, coords, size):
-    """`preprocessing._resample_axis(order=1, cval=0)` along `axis` of a float32 `[S, a, b]` array."""
+def _resample_linear(array, axis, coords, size, cval=None, rank=3):
+    """`preprocessing._resample_axis(order=1)` along `axis` of a float32 `[S, a, b]` (rank 3) or `[S, a, b, C]`
+    (rank 4) array; positions outside give 0, or `cval` (one value per trailing channel)."""
     import tensorflow as tf
 
     size = tf.cast(size, tf.int64)
     inside, clamped = _inside_and_clamped(coords, size)
     low = tf.minimum(tf.cast(tf.floor(clamped), tf.int64), tf.maximum(size - 2, 0))
     high = tf.minimum(low + 1, size - 1)
-    weight = _broadcast_mask(tf.cast(clamped - tf.cast(low, tf.float64), tf.float32), axis, 3)
+    weight = _broadcast_mask(tf.cast(clamped - tf.cast(low, tf.float64), tf.float32), axis, rank)
     out = tf.gather(array, low, axis=axis) * (1.0 - weight) + tf.gather(array, high, axis=axis) * weight
-    return tf.where(_broadcast_mask(inside, axis, 3), out, tf.zeros_like(out))
+    outside = tf.zeros_like(out) if cval is None else tf.broadcast_to(cval, tf.shape(out))
+    return tf.where(_broadcast_mask(inside, axis, rank), out, outside)
 
 
-def _resample_nearest(array, axis, coords):
-    """`preprocessing._resample_axis(order=0, cval=0)` along `axis` of a `[S, a, b]` label array."""
-    import tensorflow as tf
-
-    inside, clamped = _inside_and_clamped(coords, tf.shape(array, out_type=tf.int64)[axis])
-    out = tf.gather(array, tf.cast(tf.floor(clamped + 0.5), tf.int64), axis=axis)
-    return tf.where(_broadcast_mask(inside, axis, 3), out, tf.zeros_like(out))
-
-
-def _segment_prepared(prepared, forward, context, batch_size, size):
-    """Arg-max labels `[S, size, size]` uint8: 2T+1 context stacks of `batch_size` slices per network call."""
+def _segment_prepared(prepared, forward, context, batch_size, size, restore):
+    """Labels `[S, X, Y]` uint8: 2T+1 context stacks of `batch_size` slices per network call, each batch's
+    probabilities turned into labels on the input grid by `restore` before the next batch runs."""
     import tensorflow as tf
 
     num_slices = tf.shape(prepared, out_type=tf.int64)[0]
     num_batches = (num_slices + batch_size - 1) // batch_size
     offsets = tf.range(-context, context + 1, dtype=tf.int64)
     batches = tf.TensorArray(tf.uint8, size=tf.cast(num_batches, tf.int32), infer_shape=False,
-                             element_shape=tf.TensorShape([None, size, size]))  # fmt: skip
+                             element_shape=tf.TensorShape([None, None, None]))  # fmt: skip
 
     def body(index, batches):
         start = index * batch_size
@@ -244,8 +248,7 @@ def _segment_prepared(prepared, forward, context, batch_size, size):
         neighbours = tf.clip_by_value(indices[:, None] + offsets[None, :], 0, num_slices - 1)
         stacks = tf.transpose(tf.gather(prepared, neighbours), [0, 2, 3, 1])  # [n, H, W, 2T+1]
         stacks = tf.ensure_shape(stacks, [None, size, size, 2 * context + 1])
-        labels = tf.cast(tf.argmax(forward(stacks), axis=-1), tf.uint8)
-        return index + 1, batches.write(tf.cast(index, tf.int32), labels)
+        return index + 1, batches.write(tf.cast(index, tf.int32), restore(forward(stacks)))
 
     _, batches = tf.while_loop(lambda index, _: index < num_batches, body,
                                (tf.constant(0, tf.int64), batches), parallel_iterations=1)  # fmt: skip

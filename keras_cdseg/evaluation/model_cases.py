@@ -117,6 +117,7 @@ def evaluate_model(predictor, data_dir, out_dir, split="test", scoring="chaos",
     """
     from keras_cdseg.data.dataset import load_dataset
     from keras_cdseg.evaluation.report import run_evaluation
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
 
     index = load_dataset(data_dir)
     labelled, unlabelled = split_cases(index, split)
@@ -132,6 +133,7 @@ def evaluate_model(predictor, data_dir, out_dir, split="test", scoring="chaos",
         "split": split,
         "skipped_unlabelled_cases": unlabelled,
         "preprocessing": to_dict(predictor.card.data_config),
+        "label_restoration": LABEL_RESTORATION,
         "batch_size": int(batch_size),
     }
     return run_evaluation(

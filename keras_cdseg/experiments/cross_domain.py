@@ -12,7 +12,9 @@
 
 A run is done when its result.json says "finished" (or "failed": non-finite loss, kept as a result). A run
 with a checkpoint resumes (`train(..., resume=True)`); a finished training without an evaluation report is
-evaluated, a half-written evaluation is redone. Every file is written atomically.
+evaluated, a half-written evaluation is redone. With `reevaluate`, a finished run whose evaluation was made
+by an older prediction path (its report's `label_restoration` is not today's) is evaluated again, its
+training untouched. Every file is written atomically.
 """
 
 import shutil
@@ -43,7 +45,7 @@ def fold_data_dir(out_dir, fold):
 
 
 def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants=None, verbose=0, log=None,
-                     fold_calibration=True):
+                     fold_calibration=True, reevaluate=False):
     """Runs (or resumes) the benchmark; writes results.json and results.md after every finished run.
 
     Args:
@@ -57,6 +59,8 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
         fold_calibration: bool. After each finished method run, measure the quality-calibration samples of its
             model on the fold's test scans (`fold_calibration.fold_samples`: a model trained on every scan is
             calibrated on them later). Not part of any run's budget; on by default.
+        reevaluate: bool. Evaluate again the finished runs whose evaluation predates the current prediction
+            path (`inference.volume.LABEL_RESTORATION`), keeping their training. Off by default.
 
     Returns:
         The results.json content (`cross_domain_results.build_results`).
@@ -90,7 +94,11 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
         root = run_root(out_dir, fold, variant.key)
         prefix = f"[{number}/{len(todo)}] fold {fold} {variant.key}"
         if _is_done(root):
-            log(f"{prefix}: done, skipped")
+            if reevaluate and _evaluation_is_stale(root):
+                log(f"{prefix}: done; evaluating again ({_summary_line(reevaluate_run(out_dir, fold, variant.key))})")
+                write_results(out_dir, planned, status="running")
+            else:
+                log(f"{prefix}: done, skipped")
             if fold_calibration:
                 _keep_fold_calibration(out_dir, fold, variant.key, log)
             continue
@@ -178,12 +186,58 @@ def run_one(variant, fold, out_dir, settings, verbose=0, log=None):
         "config": run.record["run"],
         "split": run.record.get("split"),
         "train": {key: summary.get(key) for key in ("steps_done", "best_step", "best_val_score", "global_batch_size")},
-        "largest_component_classes": report["settings"].get("largest_component_classes"),
-        "cases": case_rows(report),
+        **_evaluation_fields(report),
         "timings_s": timings,
     }
     write_json_atomic(root / RESULT_FILE, result)
     return result
+
+
+def reevaluate_run(out_dir, fold, key):
+    """Evaluates a finished run's model again with today's prediction path; rewrites its evaluation and the
+    evaluation fields of its result.json (the training record stays). Returns the new result.json content.
+
+    The new report is written beside the old one and swapped in, so an interruption leaves either the old
+    evaluation or none (then the run counts as stale and is evaluated again next time).
+    """
+    from keras_cdseg.inference.predictors import load_predictor
+
+    root = run_root(out_dir, fold, key)
+    result = read_json(root / RESULT_FILE)
+    eval_dir, fresh, old = root / "evaluation", root / "evaluation.new", root / "evaluation.old"
+    for leftover in (fresh, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    started = time.perf_counter()
+    evaluate_fold(load_predictor(root / "train"), fold_data_dir(out_dir, fold), fresh, model_path=root / "train")
+    if eval_dir.exists():
+        eval_dir.rename(old)
+    fresh.rename(eval_dir)
+    if old.exists():
+        shutil.rmtree(old)
+    timings = dict(result.get("timings_s") or {}, evaluate_s=round(time.perf_counter() - started, 1))
+    result = result | _evaluation_fields(read_json(eval_dir / "report.json")) | {"timings_s": timings}
+    write_json_atomic(root / RESULT_FILE, result)
+    return result
+
+
+def _evaluation_fields(report):
+    settings = report["settings"]
+    return {
+        "largest_component_classes": settings.get("largest_component_classes"),
+        "label_restoration": settings.get("label_restoration"),
+        "cases": case_rows(report),
+    }
+
+
+def _evaluation_is_stale(root):
+    """True for a finished run evaluated by an older prediction path (or whose evaluation is missing)."""
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
+
+    if (read_json(root / RESULT_FILE) or {}).get("status") != "finished":
+        return False
+    report = read_json(root / "evaluation" / "report.json") or {}
+    return (report.get("settings") or {}).get("label_restoration") != LABEL_RESTORATION
 
 
 def evaluate_fold(predictor, fold_dir, out_dir, model_path):
@@ -195,13 +249,15 @@ def evaluate_fold(predictor, fold_dir, out_dir, model_path):
     from keras_cdseg.data.dataset import load_dataset
     from keras_cdseg.evaluation.model_cases import check_model_labels, iter_model_case_pairs, split_cases
     from keras_cdseg.evaluation.report import run_evaluation
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
 
     index = load_dataset(fold_dir)
     cases, _ = split_cases(index, "test")
     organs = {name: value for name, value in index.labels.items() if int(value) != 0}
     check_model_labels(predictor.card, organs)
     pairs = iter_model_case_pairs(predictor, cases, index.labels, with_images=False, quality=False)
-    settings = {"mode": "model", "model": str(Path(model_path).resolve()), "data_dir": str(index.root), "split": "test"}
+    settings = {"mode": "model", "model": str(Path(model_path).resolve()), "data_dir": str(index.root), "split": "test",
+                "label_restoration": LABEL_RESTORATION}
     return run_evaluation(pairs, organs, out_dir, largest_component_classes=tuple(organs), overlays=False,
                           num_cases=len(cases), settings=settings, progress=False)  # fmt: skip
 

@@ -1,14 +1,21 @@
 """Volume inference: the one code path shared by validation, `cdseg evaluate`, `cdseg predict` and clients.
 
     volume --slab of B + 2T slices: prepare_slices--> --2T+1 context--> predictor --> [B, H, W, C]
-           --argmax--> --restore in-plane, write into the uint8 output (input axis order)--> ... next slab
-           --largest 3D component per organ, in place--> labels
+           --class probabilities restored in-plane (linear)--> --argmax, write into the uint8 output
+           (input axis order)--> ... next slab --largest 3D component per organ, in place--> labels
 
 `predict_volume` streams the volume: clip limits come once from a strided sample of the whole volume, then
 each batch of B slices is prepared (with its T neighbours on each side), segmented and restored onto the
 input grid before the next one is touched. Beyond the input and the uint8 output, memory holds a few slabs,
 whatever the number of slices. Every step works slice by slice, so the result is bit for bit the one of
-`prepare_volume` + `segment_prepared` + `restore_labels` on the whole volume.
+`prepare_volume` + `predict_prepared` + `restore_probabilities` + arg-max on the whole volume (probabilities
+rounded to float16 first, see `restored_labels`).
+
+Labels come from the probabilities restored onto the input grid, not from the arg-max restored by nearest
+neighbour: an organ's edge then falls where its probability crosses that of its neighbour, between the
+network's pixels, instead of on the 2.5 mm staircase of the network's grid (nnU-Net resamples its softmax the
+same way). On the 34 real scans of the cross-domain benchmark this raised every organ's Dice in 131 of 136
+organ-scans, by 0.004 (CT) and 0.003 (MR) on average (docs/results.md).
 """
 
 import dataclasses
@@ -20,13 +27,16 @@ from keras_cdseg.data.preprocessing import (
     canonical_slices,
     context_stack,
     prepare_slices,
-    restore_label_slices,
     restore_probability_slices,
     volume_geometry,
 )
 from keras_cdseg.inference.postprocessing import keep_largest_component
 
 PROBABILITY_SCALE = 255
+# How labels reach the input grid, recorded in evaluation reports (earlier versions: the arg-max, nearest neighbour).
+LABEL_RESTORATION = "linear probabilities"
+# Restored probabilities are float32 [slices, n0, n1, C]: restore at most this many voxels of them at a time.
+_RESTORE_CHUNK_VOXELS = 1 << 22
 
 
 def keras_predictor(model):
@@ -150,13 +160,14 @@ def predict_volume(predict, volume, data_config, largest_component_classes=(1,),
     batches = _timed(iter_volume_batches(data, geometry, data_config.context, batch_size), seconds, "prepare")
     for indices, batch in _network_batches(predict, batches, seconds):
         start = time.perf_counter()
-        window = slice(indices[0], indices[-1] + 1)
-        labels_slices[window] = restore_label_slices(np.argmax(batch, axis=-1).astype(np.uint8), geometry)
-        if with_probabilities:
-            if probabilities is None:
-                probabilities = np.empty(labels.shape + batch.shape[-1:], dtype=np.uint8)
-                probabilities_slices = canonical_slices(probabilities, geometry)
-            probabilities_slices[window] = _restore_scaled_probabilities(batch, geometry)
+        if with_probabilities and probabilities is None:
+            probabilities = np.empty(labels.shape + batch.shape[-1:], dtype=np.uint8)
+            probabilities_slices = canonical_slices(probabilities, geometry)
+        for offset, restored in _restored_chunks(batch, geometry):
+            window = slice(indices[0] + offset, indices[0] + offset + len(restored))
+            labels_slices[window] = np.argmax(restored, axis=-1)
+            if with_probabilities:
+                probabilities_slices[window] = _scaled(restored)
         seconds["postprocess"] += time.perf_counter() - start
     start = time.perf_counter()
     if largest_component_classes:
@@ -204,13 +215,31 @@ def _network_batches(predict, batches, seconds):
         yield indices, batch
 
 
-def _restore_scaled_probabilities(batch, geometry):
-    """uint8 probability × 255 of one batch on the original in-plane grid, `[N, n0, n1, C]` in RAS slice order.
+def restored_labels(probabilities_prepared, geometry):
+    """Arg-max labels `[n, n0, n1]` uint8 of prepared probabilities `[n, H, W, C]` restored onto the input's
+    in-plane grid (RAS slice order, like `restore_label_slices`): what `predict_volume` writes for them."""
+    labels = np.empty((len(probabilities_prepared), *geometry.canonical_shape[:2]), dtype=np.uint8)
+    for offset, restored in _restored_chunks(np.asarray(probabilities_prepared), geometry):
+        labels[offset : offset + len(restored)] = np.argmax(restored, axis=-1)
+    return labels
 
-    Probabilities pass through float16 (the precision they were once stored in), so results do not
-    depend on how the volume is split into batches or on the predictor's output precision beyond that.
+
+def _restored_chunks(batch, geometry):
+    """Yields `(offset, probabilities [k, n0, n1, C] float32)` of a batch restored onto the input's in-plane grid.
+
+    Probabilities pass through float16 (the precision they were once stored in) first, so labels do not depend
+    on the predictor's output precision beyond that (a float16 TFLite model and its float32 Keras model agree),
+    nor on how the volume is split into batches. Voxels outside the prepared window are background.
     """
-    values = restore_probability_slices(batch.astype(np.float16).astype(np.float32), geometry, background_class=0)
-    np.clip(values, 0.0, 1.0, out=values)
+    batch = batch.astype(np.float16).astype(np.float32)
+    in_plane = int(np.prod(geometry.canonical_shape[:2])) * batch.shape[-1]
+    step = max(1, _RESTORE_CHUNK_VOXELS // max(in_plane, 1))
+    for offset in range(0, len(batch), step):
+        yield offset, restore_probability_slices(batch[offset : offset + step], geometry, background_class=0)
+
+
+def _scaled(restored):
+    """uint8 probability × 255 (rounded) of restored float probabilities."""
+    values = np.clip(restored, 0.0, 1.0)
     values *= PROBABILITY_SCALE
     return np.rint(values).astype(np.uint8)

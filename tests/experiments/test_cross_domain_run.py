@@ -121,6 +121,43 @@ def test_a_finished_training_without_result_is_evaluated_not_retrained(benchmark
     assert result["cases"] == old["cases"]
 
 
+def test_reevaluate_redoes_only_evaluations_of_an_older_prediction_path(benchmark, phantoms, tiny_settings, tmp_path):
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
+
+    out = tmp_path / "results"
+    shutil.copytree(benchmark[0], out)
+    root = run_root(out, 1, "ct_only")
+    current = json.loads((root / "result.json").read_text())
+    assert current["label_restoration"] == LABEL_RESTORATION
+    # What an earlier version left: no label_restoration in the report, other Dice values in result.json.
+    report = json.loads((root / "evaluation" / "report.json").read_text())
+    del report["settings"]["label_restoration"]
+    (root / "evaluation" / "report.json").write_text(json.dumps(report))
+    stale = {key: value for key, value in current.items() if key != "label_restoration"}
+    stale["cases"] = json.loads(json.dumps(current["cases"]))
+    stale["cases"][0]["organs"]["liver"]["dice"] = 0.123
+    (root / "result.json").write_text(json.dumps(stale))
+    (root / "evaluation.new").mkdir()  # a swap interrupted before: cleared
+    generator = root / "train" / "last_generator.keras"
+    before = generator.stat().st_mtime_ns
+
+    lines = []
+    record = run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], log=lines.append)
+    assert sum("evaluating again" in line for line in lines) == 0  # without the flag: kept as it is
+    assert json.loads((root / "result.json").read_text())["cases"][0]["organs"]["liver"]["dice"] == 0.123
+    lines = []
+    record = run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], log=lines.append, reevaluate=True)
+    assert [line.split(":")[0] for line in lines if "evaluating again" in line] == ["[4/4] fold 1 ct_only"]
+    result = json.loads((root / "result.json").read_text())
+    assert result["cases"] == current["cases"] and result["label_restoration"] == LABEL_RESTORATION
+    assert result["train"] == current["train"] and generator.stat().st_mtime_ns == before
+    assert not (root / "evaluation.new").exists() and not (root / "evaluation.old").exists()
+    assert record["aggregates"] == benchmark[1]["aggregates"]
+    lines = []
+    run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], log=lines.append, reevaluate=True)
+    assert sum("evaluating again" in line for line in lines) == 0 and sum("done, skipped" in line for line in lines) == 4
+
+
 def test_a_killed_training_resumes_from_its_checkpoint(benchmark, tiny_settings, tmp_path):
     out = tmp_path / "results"
     shutil.copytree(benchmark[0], out)
