@@ -2,8 +2,8 @@
 
     volume [X, Y, Z] (canonical RAS voxel order, float32 or int16) + spacing_mm float64 [3]
       --percentile clip, map to [0, 1]-- --linear in-plane resampling, centre pad/crop-- --2T+1 context--
-      --network, batch by batch-- --probabilities (rounded to float16) restored linearly onto the input
-      grid-- --arg-max-- labels uint8 [X, Y, Z], voxel_counts int64 [C], volumes_ml float64 [C]
+      --network, batch by batch-- --probabilities restored linearly onto the input grid-- --arg-max--
+      labels uint8 [X, Y, Z], voxel_counts int64 [C], volumes_ml float64 [C]
 
 Each step is the TensorFlow transcription of `keras_cdseg.data.preprocessing` (what `cdseg predict` runs),
 with the same arithmetic in the same precision and order, so both give the same labels:
@@ -17,8 +17,9 @@ with the same arithmetic in the same precision and order, so both give the same 
 - centre-aligned sample positions computed in float64 from the shape and `spacing_mm` (send float64);
   linear weights in float32; positions more than half a pixel outside the grid give 0 (background);
 - context slices past either end repeat the edge slice;
-- restoration: the batch's probabilities through float16, then linear along the second and the first
-  in-plane axis (float32 weights), background outside the prepared window, then the first maximum.
+- restoration: the batch's probabilities linear along the second and then the first in-plane axis (float32
+  weights), background outside the prepared window, then the first maximum (numpy interpolates only the
+  pixels whose four neighbours disagree, with the same result: `restore_labels_from_probability_slices`).
 
 Reorientation is the client's job and lossless (a permutation and flips, e.g. nibabel's
 `as_closest_canonical` for a non-oblique image). Largest-component post-processing is not in the graph:
@@ -50,7 +51,7 @@ def volume_signature_record(num_classes, batch_size):
                         "reorient on the client (lossless permutation/flips)",
         "spacing": "voxel size in mm along the three array axes of the canonical volume",
         "batch_size": int(batch_size),
-        "restoration": "class probabilities rounded to float16, linear onto the input grid, then arg-max",
+        "restoration": "class probabilities linear onto the input grid, then arg-max",
         "postprocessing": "none in the graph: apply postprocessing.largest_component_classes on the client",
     }
 
@@ -104,9 +105,8 @@ def segment_volume_graph(volume, spacing_mm, forward, data_config, num_classes, 
     window = [_window_coords(shape[axis], spacing_mm[axis], target, size) for axis in range(2)]
 
     def restore(probabilities):  # [n, size, size, C] -> labels [n, X, Y]: `inference.volume.restored_labels`
-        rounded = tf.cast(tf.cast(probabilities, tf.float16), tf.float32)
         background = tf.one_hot(0, num_classes, dtype=tf.float32)
-        restored = _resample_linear(rounded, 2, window[1], size, cval=background, rank=4)
+        restored = _resample_linear(tf.cast(probabilities, tf.float32), 2, window[1], size, cval=background, rank=4)
         restored = _resample_linear(restored, 1, window[0], size, cval=background, rank=4)
         return tf.cast(tf.argmax(restored, axis=-1), tf.uint8)
 

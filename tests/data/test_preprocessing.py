@@ -14,7 +14,9 @@ from keras_cdseg.data.preprocessing import (
     intensity_limits,
     prepare_volume,
     restore_labels,
+    restore_labels_from_probability_slices,
     restore_probabilities,
+    restore_probability_slices,
 )
 from keras_cdseg.errors import InputError
 
@@ -205,6 +207,29 @@ def test_restore_probabilities_keeps_sums_and_fills_background():
     assert np.all(probabilities[0, 0, :, 0] == 1)  # cropped away (resampled grid 40 > 16): background
     argmax = probabilities.argmax(axis=-1)
     assert _dice(argmax == 1, restore_labels(prepared.label, prepared.geometry) == 1) > 0.97
+
+
+@pytest.mark.parametrize(
+    "shape, spacing, image_size",
+    [((90, 84, 4), (0.7, 0.8), 24), ((20, 18, 4), (3.1, 2.9), 24), ((30, 30, 4), (2.5, 2.5), 24), ((70, 9, 4), (0.9, 3.0), 20)],
+    ids=["upsampled-cropped", "downsampled", "identity", "mixed-padded"],
+)
+def test_labels_from_probabilities_equal_the_arg_max_of_the_dense_restoration(shape, spacing, image_size):
+    """Interpolating only the cells with mixed corner labels gives the dense restoration's arg-max, bit for bit."""
+    affine = np.diag([*spacing, 3.0, 1.0])
+    geometry = prepare_volume(Volume(np.zeros(shape, np.float32), affine),
+                              DataConfig(image_size=image_size, target_spacing_mm=2.5)).geometry  # fmt: skip
+    rng = np.random.default_rng(7)
+    coarse = rng.normal(size=(shape[2], image_size // 4, image_size // 4, 4)) * 3  # blobs of 4 x 4 pixels
+    logits = np.repeat(np.repeat(coarse, 4, axis=1), 4, axis=2) + rng.normal(size=(shape[2], image_size, image_size, 4))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+    probabilities = probabilities.astype(np.float16).astype(np.float32)
+    probabilities[0, ::3] = probabilities[0, ::3, :, :1]  # exact ties between all classes on some rows
+    dense = restore_probability_slices(probabilities, geometry, background_class=0).argmax(axis=-1)
+    labels = restore_labels_from_probability_slices(probabilities, geometry)
+    assert labels.dtype == np.uint8 and labels.shape == (shape[2], *shape[:2])
+    np.testing.assert_array_equal(labels, dense)
+    assert len(np.unique(labels)) == 4
 
 
 def test_label_on_another_grid_is_rejected():

@@ -1,7 +1,7 @@
 """Streaming `predict_volume` equals the whole-volume path bit for bit, and holds only a few slabs.
 
-Whole-volume reference: `prepare_volume` → `predict_prepared` → probabilities rounded to float16 →
-`restore_probabilities` → arg-max (labels) / × 255 (probabilities) → `keep_largest_component`. The predictor is a numpy function that mixes the 2T+1
+Whole-volume reference: `prepare_volume` → `predict_prepared` → `restore_probabilities` → arg-max (labels;
+the probability map is rounded to float16, then × 255) → `keep_largest_component`. The predictor is a numpy function that mixes the 2T+1
 context channels with different weights (so a wrong neighbour at a slab or volume edge changes the
 result) and has three classes with speckled, multi-component regions (so post-processing has work to do).
 """
@@ -68,8 +68,7 @@ def streaming_case(name, context):
 def _whole_volume_labels(predict, volume, config, classes, batch_size):
     prepared = prepare_volume(volume, config)
     probabilities = predict_prepared(predict, prepared.image, config.context, batch_size)
-    rounded = probabilities.astype(np.float16).astype(np.float32)
-    labels = np.argmax(restore_probabilities(rounded, prepared.geometry), axis=-1).astype(np.uint8)
+    labels = np.argmax(restore_probabilities(probabilities, prepared.geometry), axis=-1).astype(np.uint8)
     return keep_largest_component(labels, connectivity=26, classes=list(classes)) if classes else labels
 
 
