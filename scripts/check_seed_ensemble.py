@@ -49,6 +49,14 @@ def organ_dice(report):
             for case in report["cases"] for organ, metrics in case["classes"].items()}  # fmt: skip
 
 
+def read_folds(directory):
+    path = directory / "folds.json"
+    try:
+        return [(fold["fold"], sorted(fold["test"])) for fold in json.loads(path.read_text())["folds"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        sys.exit(f"Error: {path}: not the folds of a cross-domain results directory")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results_dirs", nargs="+", type=Path)
@@ -58,9 +66,12 @@ def main():
     if len(args.results_dirs) < 2:
         sys.exit("Error: give at least two results directories (repeats of the same folds)")
     first = args.results_dirs[0]
-    folds = json.loads((first / "folds.json").read_text())["folds"]
+    folds = read_folds(first)
+    for directory in args.results_dirs[1:]:
+        if read_folds(directory) != folds:  # a model must never be scored on scans another repeat trained on
+            sys.exit(f"Error: {directory}: other folds than {first} (repeats must share --seed)")
     singles, ensemble = [{} for _ in args.results_dirs], {}
-    for fold in (f["fold"] for f in folds):
+    for fold, _ in folds:
         runs = [run_root(directory, fold, args.variant) / "train" for directory in args.results_dirs]
         missing = [str(run) for run in runs if not run.is_dir()]
         if missing:

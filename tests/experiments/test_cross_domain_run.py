@@ -3,6 +3,9 @@
 import dataclasses
 import json
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -291,3 +294,22 @@ def test_a_training_seed_repeat_shares_the_folds_and_compares_case_by_case(bench
     assert result.exit_code == 2 and "has training seed 0, like" in result.output and len(result.output.splitlines()) == 1
     result = invoke(out)
     assert result.exit_code == 2 and "compare at least two repeats" in result.output
+
+    # scripts/check_seed_ensemble.py: averaging a model with itself scores exactly as the model alone does
+    # (its probabilities and the benchmark's evaluation), and two seeds give an ensemble of both repeats.
+    def ensemble(*dirs, name):
+        script = Path(__file__).resolve().parents[2] / "scripts" / "check_seed_ensemble.py"
+        command = [sys.executable, str(script), *map(str, dirs), "--variant", "method", "--out", str(tmp_path / name)]
+        done = subprocess.run(command, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads((tmp_path / name).read_text())["dice"]
+
+    same = ensemble(out, out, name="self.json")
+    for modality in ("CT", "MR"):
+        row = same[modality]["organs"]["mean"]
+        assert row["repeats"][0] == row["repeats"][1] == row["ensemble"] and row["ensemble_minus_repeats_mean"] == 0
+    single = entry["repeats"][0]["mean"]
+    assert abs(same["CT"]["organs"]["mean"]["ensemble"] - single) < 1e-4 and same["CT"]["n"] == len(cases)
+    both = ensemble(out, tmp_path / "seed1", name="both.json")["CT"]["organs"]["mean"]
+    assert [round(r, 4) for r in both["repeats"]] == [round(r["mean"], 4) for r in entry["repeats"]]
+    assert 0 <= both["ensemble"] <= 1
