@@ -344,7 +344,7 @@ def restore_labels_from_probability_slices(probabilities_prepared, geometry):
     two_rows = split[:, :-1] | split[:, 1:] | (left[:, :-1] != left[:, 1:])
     cells = np.concatenate([two_rows, split], axis=1)  # rows 0..H-2: two-row cells, then H one-row cells
     one_row = high_r == low_r
-    mixed = cells[:, np.where(one_row, len(two_rows[0]) + low_r, low_r)]
+    mixed = cells[:, np.where(one_row, two_rows.shape[1] + low_r, low_r)]
     mixed &= inside_r[None, :, None] & inside_q[None, None, :]
     s, i, j = np.nonzero(mixed)
     if len(s):
