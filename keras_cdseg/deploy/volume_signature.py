@@ -104,7 +104,7 @@ def segment_volume_graph(volume, spacing_mm, forward, data_config, num_classes, 
     prepared = prepare_canonical(volume, spacing_mm, data_config, max_samples)
     window = [_window_coords(shape[axis], spacing_mm[axis], target, size) for axis in range(2)]
 
-    def restore(probabilities):  # [n, size, size, C] -> labels [n, X, Y]: `inference.volume.restored_labels`
+    def restore(probabilities):  # [n, size, size, C] -> labels [n, X, Y]: `preprocessing.restore_labels_from_probability_slices`
         background = tf.one_hot(0, num_classes, dtype=tf.float32)
         restored = _resample_linear(tf.cast(probabilities, tf.float32), 2, window[1], size, cval=background, rank=4)
         restored = _resample_linear(restored, 1, window[0], size, cval=background, rank=4)

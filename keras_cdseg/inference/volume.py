@@ -15,8 +15,8 @@ neighbour: an organ's edge then falls where its probability crosses that of its 
 network's pixels, instead of on the 2.5 mm staircase of the network's grid (nnU-Net resamples its softmax the
 same way). On the 34 real scans of the cross-domain benchmark this raised the method's Dice in 131 of 136
 organ-scans, by 0.004 (CT) and 0.003 (MR) on average (docs/results.md). Only pixels near an edge are
-interpolated (`preprocessing.restore_labels_from_probability_slices`), so it costs about what nearest-neighbour
-restoration did.
+interpolated (`preprocessing.restore_labels_from_probability_slices`): 0.3-0.4 s more than nearest-neighbour
+restoration on a 512 x 512 x 100 CT (docs/serving.md).
 """
 
 import dataclasses
@@ -37,8 +37,6 @@ from keras_cdseg.inference.postprocessing import keep_largest_component
 PROBABILITY_SCALE = 255
 # How labels reach the input grid, recorded in evaluation reports (earlier versions: the arg-max, nearest neighbour).
 LABEL_RESTORATION = "linear probabilities"
-# Restored probabilities are float32 [slices, n0, n1, C]: restore at most this many voxels of them at a time.
-_RESTORE_CHUNK_VOXELS = 1 << 22
 
 
 def keras_predictor(model):
@@ -162,13 +160,13 @@ def predict_volume(predict, volume, data_config, largest_component_classes=(1,),
     batches = _timed(iter_volume_batches(data, geometry, data_config.context, batch_size), seconds, "prepare")
     for indices, batch in _network_batches(predict, batches, seconds):
         start = time.perf_counter()
-        labels_slices[indices[0] : indices[-1] + 1] = restored_labels(batch, geometry)
+        window = slice(indices[0], indices[-1] + 1)
+        labels_slices[window] = restore_labels_from_probability_slices(batch, geometry)
         if with_probabilities:
             if probabilities is None:
                 probabilities = np.empty(labels.shape + batch.shape[-1:], dtype=np.uint8)
                 probabilities_slices = canonical_slices(probabilities, geometry)
-            for offset, restored in _restored_chunks(batch, geometry):
-                probabilities_slices[indices[0] + offset : indices[0] + offset + len(restored)] = _scaled(restored)
+            probabilities_slices[window] = _restore_scaled_probabilities(batch, geometry)
         seconds["postprocess"] += time.perf_counter() - start
     start = time.perf_counter()
     if largest_component_classes:
@@ -216,28 +214,13 @@ def _network_batches(predict, batches, seconds):
         yield indices, batch
 
 
-def restored_labels(probabilities_prepared, geometry):
-    """Arg-max labels `[n, n0, n1]` uint8 of prepared probabilities `[n, H, W, C]` restored onto the input's
-    in-plane grid (RAS slice order, like `restore_label_slices`): what `predict_volume` writes for them.
-    Voxels outside the prepared window are background; results do not depend on how a volume is batched."""
-    return restore_labels_from_probability_slices(np.asarray(probabilities_prepared, dtype=np.float32), geometry)
+def _restore_scaled_probabilities(batch, geometry):
+    """uint8 probability × 255 of one batch on the original in-plane grid, `[N, n0, n1, C]` in RAS slice order.
 
-
-def _restored_chunks(batch, geometry):
-    """Yields `(offset, probabilities [k, n0, n1, C] float32)` of a batch restored onto the input's in-plane grid.
-
-    Probabilities pass through float16 (the precision they were once stored in) first, so the written map
-    does not depend on the predictor's output precision beyond that, nor on how the volume is batched.
+    Probabilities pass through float16 (the precision they were once stored in), so results do not
+    depend on how the volume is split into batches or on the predictor's output precision beyond that.
     """
-    batch = batch.astype(np.float16).astype(np.float32)
-    in_plane = int(np.prod(geometry.canonical_shape[:2])) * batch.shape[-1]
-    step = max(1, _RESTORE_CHUNK_VOXELS // max(in_plane, 1))
-    for offset in range(0, len(batch), step):
-        yield offset, restore_probability_slices(batch[offset : offset + step], geometry, background_class=0)
-
-
-def _scaled(restored):
-    """uint8 probability × 255 (rounded) of restored float probabilities."""
-    values = np.clip(restored, 0.0, 1.0)
+    values = restore_probability_slices(batch.astype(np.float16).astype(np.float32), geometry, background_class=0)
+    np.clip(values, 0.0, 1.0, out=values)
     values *= PROBABILITY_SCALE
     return np.rint(values).astype(np.uint8)

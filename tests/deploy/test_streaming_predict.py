@@ -12,10 +12,15 @@ from deploy_fixtures import affine_for, blob_image
 
 from keras_cdseg.config import DataConfig
 from keras_cdseg.data.nifti_io import Volume
-from keras_cdseg.data.preprocessing import prepare_volume, restore_labels, restore_probabilities, volume_geometry
+from keras_cdseg.data.preprocessing import (
+    prepare_volume,
+    restore_labels,
+    restore_labels_from_probability_slices,
+    restore_probabilities,
+    volume_geometry,
+)
 from keras_cdseg.inference.volume import (
     PROBABILITY_SCALE,
-    restored_labels,
     iter_batches,
     iter_volume_batches,
     predict_prepared,
@@ -107,7 +112,7 @@ def test_labels_follow_the_restored_probabilities_between_network_pixels():
     staircase = restore_labels(segment_prepared(soft_edge, prepared.image, 0), prepared.geometry)
     labels = predict_volume(soft_edge, volume, config, ()).labels
     probabilities = predict_prepared(soft_edge, prepared.image, 0)
-    canonical = restored_labels(probabilities, prepared.geometry)  # RAS slice order: z first for this RAS grid
+    canonical = restore_labels_from_probability_slices(probabilities, prepared.geometry)  # RAS slice order: z first for this RAS grid
     np.testing.assert_array_equal(np.moveaxis(canonical, 0, -1), labels)
 
     def dice(mask):
