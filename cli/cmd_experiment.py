@@ -111,6 +111,9 @@ def failure_detection(out_dir, steps, quick, verbose):
               help="JSON/YAML run config whose data/model/train values override the recipe's.")  # fmt: skip
 @click.option("--steps", type=click.IntRange(min=1), default=1800, show_default=True,
               help="Training steps of every run (the same budget for every variant).")  # fmt: skip
+@click.option("--fold", "only_folds", type=int, multiple=True,
+              help="Run only this fold (0..K-1; repeat for several), e.g. one fold per machine or session; "
+                   "the others stay planned [default: every fold].")  # fmt: skip
 @click.option("--variants", default=None,
               help="Comma-separated variants [default: method,no_adversarial,post_norm,ct_only,mr_only; "
                    "cond_dcn on request; method is always run].")  # fmt: skip
@@ -128,8 +131,8 @@ def failure_detection(out_dir, steps, quick, verbose):
 @click.option("--report-only", is_flag=True, help="Only rebuild results.json and results.md from finished runs.")
 @click.option("--verbose", type=click.IntRange(0, 2), default=0, show_default=True, help="Keras progress per run.")
 @user_errors
-def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, variants, seed, train_seed, quality_calibration,
-                 fold_calibration, reevaluate, report_only, verbose):  # fmt: skip
+def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, only_folds, variants, seed, train_seed,
+                 quality_calibration, fold_calibration, reevaluate, report_only, verbose):  # fmt: skip
     """Cross-validate one CT + MR network against separate per-modality models; write RESULTS_DIR/results.md.
 
     Variants: method (pre-norm BN + CAN), no_adversarial, post_norm, ct_only and mr_only (separate models,
@@ -151,7 +154,7 @@ def cross_domain(data_dir, out_dir, num_folds, recipe, config_file, steps, varia
                                        train_seed=train_seed, quality_calibration=quality_calibration, config_file=config_file)  # fmt: skip
         keys = [k.strip() for k in variants.split(",") if k.strip()] if variants else None
         record = run_cross_domain(data_dir, out_dir, settings, variants=keys, verbose=verbose,
-                                  fold_calibration=fold_calibration, reevaluate=reevaluate)
+                                  fold_calibration=fold_calibration, reevaluate=reevaluate, only_folds=only_folds)
     progress = record["progress"]
     click.echo(json.dumps({"status": record["status"], "finished": progress["num_finished"],
                            "planned": progress["num_planned"], "failed": progress["num_failed"],

@@ -45,7 +45,7 @@ def fold_data_dir(out_dir, fold):
 
 
 def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants=None, verbose=0, log=None,
-                     fold_calibration=True, reevaluate=False):
+                     fold_calibration=True, reevaluate=False, only_folds=None):
     """Runs (or resumes) the benchmark; writes results.json and results.md after every finished run.
 
     Args:
@@ -61,19 +61,22 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
             calibrated on them later). Not part of any run's budget; on by default.
         reevaluate: bool. Evaluate again the finished runs whose evaluation predates the current prediction
             path (`inference.volume.LABEL_RESTORATION`), keeping their training. Off by default.
+        only_folds: iterable of fold numbers (0..K-1) to run now, or None for every fold. As with nnU-Net's
+            per-fold training, the others stay planned: the results say "partial" until they are run too.
 
     Returns:
         The results.json content (`cross_domain_results.build_results`).
 
     Raises:
-        InputError: not a dataset, a case without modality, fewer cases of a modality than folds, an
-            unknown recipe or variant, or a results directory of other data or settings.
+        InputError: not a dataset, a case without modality, fewer cases of a modality than folds, a fold
+            number outside 0..K-1, an unknown recipe or variant, or a results directory of other data or settings.
     """
     from keras_cdseg.data.dataset import load_dataset
 
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
     chosen = select_variants(variants)
+    run_folds = _select_folds(only_folds, settings.num_folds)
     index = load_dataset(data_dir)
     cases = [case for case in index.training if case.label is not None]
     folds = make_folds(cases, settings.num_folds, settings.seed, source=index.root / "dataset.json")
@@ -81,13 +84,14 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
     for fold in folds:
         write_fold_dataset(index, fold, fold_data_dir(out_dir, fold["fold"]))
 
-    todo = [(fold["fold"], variant) for fold in folds for variant in chosen]
+    todo = [(fold["fold"], variant) for fold in folds if fold["fold"] in run_folds for variant in chosen]
     # A call with a subset of --variants (e.g. the method's folds first) keeps the plan of earlier calls.
     earlier = (read_json(out_dir / "results.json") or {}).get("planned_variants") or []
     planned = [v.key for v in chosen]
     planned += [key for key in earlier if key not in planned]
     done_before = sum(_is_done(run_root(out_dir, f, v.key)) for f, v in todo)
-    log(f"cross-domain: {len(folds)} folds x {len(chosen)} variants = {len(todo)} trainings of {settings.steps} steps "
+    scope = f"{len(folds)} folds" if len(run_folds) == len(folds) else f"fold(s) {', '.join(map(str, sorted(run_folds)))}"
+    log(f"cross-domain: {scope} x {len(chosen)} variants = {len(todo)} trainings of {settings.steps} steps "
         f"({done_before} already done; recipe {settings.recipe}) -> {out_dir}")  # fmt: skip
     started, run_times, status = time.perf_counter(), [], "finished"
     for number, (fold, variant) in enumerate(todo, 1):
@@ -120,10 +124,20 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
     outstanding = [(f["fold"], key) for f in folds for key in planned if not _is_done(run_root(out_dir, f["fold"], key))]
     if status == "finished" and outstanding:
         status = "partial"
-        log(f"cross-domain: {len(outstanding)} run(s) of variants not asked for this time are still to do")
+        log(f"cross-domain: {len(outstanding)} run(s) of variants or folds not asked for this time are still to do")
     record = write_results(out_dir, planned, status=status)
     log(f"cross-domain {status} in {clock(time.perf_counter() - started)}: {out_dir / 'results.md'}")
     return record
+
+
+def _select_folds(only_folds, num_folds):
+    """The set of fold numbers to run now; every fold when `only_folds` is None or empty."""
+    if not only_folds:
+        return set(range(num_folds))
+    wrong = sorted({int(f) for f in only_folds} - set(range(num_folds)))
+    if wrong:
+        raise InputError("--fold", f"no fold {', '.join(map(str, wrong))} in a {num_folds}-fold split (folds are 0..{num_folds - 1})")
+    return {int(f) for f in only_folds}
 
 
 def rebuild_results(out_dir):

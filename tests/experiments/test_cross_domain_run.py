@@ -107,8 +107,27 @@ def test_a_call_for_the_method_only_keeps_the_plan_and_says_partial_while_others
     (run_root(out, 1, "ct_only") / "result.json").unlink()
     record = run_cross_domain(phantoms, out, tiny_settings, variants=["method"], log=lines.append)
     assert record["status"] == "partial" and record["progress"]["num_planned"] == 4
-    assert lines[-2] == "cross-domain: 1 run(s) of variants not asked for this time are still to do"
+    assert lines[-2] == "cross-domain: 1 run(s) of variants or folds not asked for this time are still to do"
     assert "**Status: partial; 3 of 4 runs finished.**" in (out / "results.md").read_text()
+
+
+def test_one_fold_at_a_time_runs_only_that_fold_and_the_rest_stay_planned(benchmark, phantoms, tiny_settings, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(benchmark[0], out)
+    for fold in (0, 1):
+        shutil.rmtree(run_root(out, fold, "ct_only"))
+    lines = []
+    record = run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], only_folds=[1], log=lines.append)
+    assert lines[0].startswith("cross-domain: fold(s) 1 x 2 variants = 2 trainings of 4 steps (1 already done")
+    assert (run_root(out, 1, "ct_only") / "result.json").exists() and not run_root(out, 0, "ct_only").exists()
+    assert record["status"] == "partial" and record["progress"]["num_finished"] == 3
+    record = run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], only_folds=[0], log=lines.append)
+    assert record["status"] == "finished" and record["progress"]["num_finished"] == 4
+    with pytest.raises(InputError, match="no fold 2 in a 2-fold split \\(folds are 0..1\\)"):
+        run_cross_domain(phantoms, out, tiny_settings, only_folds=[0, 2], log=lines.append)
+    result = CliRunner().invoke(cli, ["experiment", "cross-domain", "--data", str(phantoms), "--out", str(out),
+                                      "--folds", "2", "--fold", "5"])  # fmt: skip
+    assert result.exit_code == 2 and result.output == "Error: --fold: no fold 5 in a 2-fold split (folds are 0..1)\n"
 
 
 def test_a_finished_training_without_result_is_evaluated_not_retrained(benchmark, tiny_settings):
