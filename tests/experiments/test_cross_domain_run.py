@@ -332,3 +332,40 @@ def test_a_training_seed_repeat_shares_the_folds_and_compares_case_by_case(bench
     both = ensemble(out, tmp_path / "seed1", name="both.json")["CT"]["organs"]["mean"]
     assert [round(r, 4) for r in both["repeats"]] == [round(r["mean"], 4) for r in entry["repeats"]]
     assert 0 <= both["ensemble"] <= 1
+
+
+def test_compare_benchmarks_pairs_the_scans_both_tested_and_names_setting_changes(benchmark, tmp_path):
+    out = benchmark[0]
+    script = Path(__file__).resolve().parents[2] / "scripts" / "compare_benchmarks.py"
+
+    def compare(other, name):
+        done = subprocess.run([sys.executable, str(script), str(out), str(other), "--out", str(tmp_path / name)],
+                              capture_output=True, text=True)  # fmt: skip
+        return done, (json.loads((tmp_path / name).read_text()) if done.returncode == 0 else None)
+
+    done, same = compare(out, "same.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert same["setting_differences"] == {} and same["comparisons"]
+    assert all(e["other_minus_reference"]["mean"] == 0 for e in same["comparisons"])
+
+    # Another budget with only fold 0 finished and one scan's liver 0.1 lower: paired on fold 0's scans alone.
+    record = json.loads((out / "results.json").read_text())
+    record["settings"]["steps"] = 40
+    record["cases"] = [row for row in record["cases"] if row["fold"] == 0]
+    lowered = next(r for r in record["cases"] if r["variant"] == "method" and r["modality"] == "CT")
+    lowered["organs"]["liver"]["dice"] -= 0.1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "results.json").write_text(json.dumps(record))
+    done, other = compare(tmp_path / "other", "other.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert other["setting_differences"] == {"settings.steps": [4, 40]} and "settings.steps: 4 -> 40" in done.stdout
+    liver = next(e for e in other["comparisons"] if (e["modality"], e["organ"], e["metric"]) == ("CT", "liver", "dice"))
+    fold0_ct = [c for c in record["folds"][0]["test"] if c.startswith("ct")]
+    assert liver["n_cases"] == len(fold0_ct)
+    assert liver["other_minus_reference"]["mean"] == pytest.approx(-0.1 / len(fold0_ct))
+    assert {row["case_id"] for row in other["per_case_mean_dice"]} == set(record["folds"][0]["test"])
+
+    record["folds"][0]["test"], record["folds"][1]["test"] = record["folds"][1]["test"], record["folds"][0]["test"]
+    (tmp_path / "other" / "results.json").write_text(json.dumps(record))
+    done, _ = compare(tmp_path / "other", "refused.json")
+    assert done.returncode != 0 and done.stderr.startswith("Error: ") and len(done.stderr.splitlines()) == 1
