@@ -293,6 +293,10 @@ def _claim_out_dir(out_dir, data_root, settings, folds, log):
     for key in ("data_dir", "cache_dir"):
         base.pop(key)
     wanted = {"format": FORMAT, "data_dir": str(data_root), "settings": settings.recorded(), "run_config": base}
+    # Where the config file's values came from, for the results' command line; its values are compared (in
+    # run_config), its path is not: the same file may sit elsewhere in another checkout.
+    if settings.config_file:
+        wanted["config_file"] = str(settings.config_file)
     existing = read_json(out_dir / SETTINGS_FILE)
     if existing is None:
         if out_dir.exists() and any(out_dir.iterdir()):
@@ -315,7 +319,9 @@ def _claim_out_dir(out_dir, data_root, settings, folds, log):
         # session or on another machine. The fold datasets are rewritten to point at it; runs resume.
         log(f"cross-domain: the dataset moved from {existing.get('data_dir')} to {wanted['data_dir']}; "
             "its cases and folds match, resuming")  # fmt: skip
-        write_json_atomic(out_dir / SETTINGS_FILE, existing | {"data_dir": wanted["data_dir"]})
+    paths = {key: wanted[key] for key in ("data_dir", "config_file") if key in wanted}
+    if any(existing.get(key) != value for key, value in paths.items()):
+        write_json_atomic(out_dir / SETTINGS_FILE, existing | paths)
 
 
 def _keep_fold_calibration(out_dir, fold, variant, log):

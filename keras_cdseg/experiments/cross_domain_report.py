@@ -63,9 +63,14 @@ def _settings(record):
     variants = ",".join(record["planned_variants"])
     train_seed = settings.get("train_seed")
     seed_flag = "" if train_seed is None else f" --train-seed {train_seed}"
+    config_flag = f" --config {record['config_file']}" if record.get("config_file") else ""
     command = (f"cdseg experiment cross-domain --data {record['data_dir']} --out RESULTS_DIR --folds "
-               f"{settings['num_folds']} --recipe {settings['recipe']} --steps {settings['steps']} --seed "
+               f"{settings['num_folds']} --recipe {settings['recipe']}{config_flag} --steps {settings['steps']} --seed "
                f"{settings['seed']}{seed_flag} --variants {variants}")  # fmt: skip
+    if train.get("val_fraction", 0.2) > 0:
+        model_choice = "Each run's validation split (best-generator selection) comes from its fold's training cases."
+    else:
+        model_choice = "No scan is held out for validation (val_fraction 0): every run trains on all its fold's training cases and its last step is its model."
     timings = record["timings_s"]
     timing = (f"{timings['train_s_mean'] / 60:.1f} min training + {timings['evaluate_s_mean']:.0f} s evaluation per run "
               f"(mean of {timings['num_runs_timed']} runs timed)") if timings["train_s_mean"] else "none measured yet"  # fmt: skip
@@ -80,7 +85,7 @@ def _settings(record):
         + ", ".join(f"{n} {m}" for m, n in sorted(counts.items())) + f"); organs: {', '.join(record['organs']) or 'n/a'}.",
         f"- **Folds**: {settings['num_folds']}-fold cross-validation by patient, stratified by modality (seed "
         f"{settings['seed']}); every case is tested once, by models that never trained on it. Test cases: {per_fold}. "
-        "Each run's validation split (best-generator selection) comes from its fold's training cases.",
+        + model_choice,
         f"- **Every run** (same budget): recipe `{settings['recipe']}`, **{settings['steps']} steps**, batch "
         f"{train['batch_size']}, {data['image_size']} px at {data['target_spacing_mm']} mm, T = {data['context']}, "
         f"`{model['preset']}` preset, {model['base_filters'] or 'preset'} base filters, depth {model['depth'] or 'preset'}, "

@@ -30,7 +30,7 @@ def build_results(claim, folds, results, planned, status=None):
     """The results.json content from the benchmark's claim (cross_domain.json), folds and run results.
 
     Args:
-        claim: dict, the cross_domain.json content (data_dir, settings, run_config).
+        claim: dict, the cross_domain.json content (data_dir, settings, run_config, config_file if one was given).
         folds: list of fold dicts (`folds.make_folds`).
         results: list of result.json contents (finished, failed).
         planned: list of variant keys the last call set out to run.
@@ -63,6 +63,7 @@ def build_results(claim, folds, results, planned, status=None):
         "data_dir": claim["data_dir"],
         "settings": settings,
         "run_config": claim["run_config"],
+        "config_file": claim.get("config_file"),
         "folds": folds,
         "planned_variants": list(planned),
         "variants": {v: VARIANTS_BY_KEY[v].label if v in VARIANTS_BY_KEY else v for v in variants},

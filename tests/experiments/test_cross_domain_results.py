@@ -117,3 +117,14 @@ def test_a_benchmark_with_nothing_finished_still_renders():
     text = render_results(record)
     assert "**Status: running; 0 of 4 runs finished.**" in text and "none measured yet" in text
     assert "| 1 | 2 CT, 2 MR | pending | pending |" in text
+
+
+def test_the_command_names_the_config_file_and_the_model_choice_follows_the_validation_split(record):
+    text = render_results(record)
+    assert "--recipe real-cpu --steps 20" in text and "--config" not in text
+    assert "validation split (best-generator selection)" in text
+    claim = CLAIM | {"config_file": "scripts/bundled_model.yaml",
+                     "run_config": CLAIM["run_config"] | {"train": CLAIM["run_config"]["train"] | {"val_fraction": 0.0}}}
+    text = render_results(build_results(claim, FOLDS, [], ["method"], status="running"))
+    assert "--recipe real-cpu --config scripts/bundled_model.yaml --steps 20 --seed 0" in text
+    assert "No scan is held out for validation (val_fraction 0)" in text and "best-generator" not in text

@@ -78,6 +78,9 @@ def test_two_folds_two_variants_write_results(benchmark):
     assert any(line.startswith("[1/4] fold 0 method: ") and "per run measured, 3 left" in line for line in lines)
     text = (out / "results.md").read_text()
     assert "**Status: finished; 4 of 4 runs finished.**" in text and "| Zero-shot: CT-only model on MR | 4 |" in text
+    config_file = json.loads((out / "cross_domain.json").read_text())["config_file"]
+    assert config_file.endswith("tiny.json") and record["config_file"] == config_file
+    assert f"--recipe real-cpu --config {config_file} --steps 4" in text  # where the overrides came from
 
 
 def test_a_second_call_skips_finished_runs_and_rejects_other_settings(benchmark, phantoms, tiny_settings):
