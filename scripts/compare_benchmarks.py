@@ -24,13 +24,19 @@ from keras_cdseg.io_utils import write_json_atomic
 FORMAT = "cdseg-benchmark-comparison/1"
 
 
+def fail(message):
+    """A one-line error and exit code 2, as the `cdseg` commands answer bad input."""
+    print(f"Error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
 def load(directory):
     path = Path(directory) / "results.json"
     try:
         record = json.loads(path.read_text())
         record["cases"], record["folds"], record["settings"]  # noqa: B018 (the fields this script reads)
     except (OSError, ValueError, KeyError, TypeError):
-        sys.exit(f"Error: {path}: not the results.json of a cross-domain benchmark")
+        fail(f"{path}: not the results.json of a cross-domain benchmark")
     return record
 
 
@@ -54,7 +60,7 @@ def setting_differences(reference, other):
 
 def compare(reference, other, variant):
     if test_scans(reference) != test_scans(other):
-        sys.exit("Error: the two benchmarks split the scans into other folds; their scans cannot be paired")
+        fail("the two benchmarks split the scans into other folds; their scans cannot be paired")
     organs = [o for o in reference["organs"] if o in other["organs"]] + [MEAN]
     values = [case_values(r["cases"], r["organs"]) for r in (reference, other)]
     resamples, seed = reference["settings"]["num_resamples"], reference["settings"]["seed"]
@@ -97,7 +103,7 @@ def main():
     reference, other = load(args.reference), load(args.other)
     entries, per_case = compare(reference, other, args.variant)
     if not entries:
-        sys.exit(f"Error: no scan was tested with {args.variant!r} in both benchmarks")
+        fail(f"no scan was tested with {args.variant!r} in both benchmarks")
     record = {
         "format": FORMAT, "variant": args.variant,
         "reference": str(args.reference), "other": str(args.other),

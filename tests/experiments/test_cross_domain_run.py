@@ -371,4 +371,4 @@ def test_compare_benchmarks_pairs_the_scans_both_tested_and_names_setting_change
     record["folds"][0]["test"], record["folds"][1]["test"] = record["folds"][1]["test"], record["folds"][0]["test"]
     (tmp_path / "other" / "results.json").write_text(json.dumps(record))
     done, _ = compare(tmp_path / "other", "refused.json")
-    assert done.returncode != 0 and done.stderr.startswith("Error: ") and len(done.stderr.splitlines()) == 1
+    assert done.returncode == 2 and done.stderr.startswith("Error: ") and len(done.stderr.splitlines()) == 1
