@@ -132,12 +132,13 @@ def run_cross_domain(data_dir, out_dir, settings=CrossDomainSettings(), variants
 
 def _select_folds(only_folds, num_folds):
     """The set of fold numbers to run now; every fold when `only_folds` is None or empty."""
+    every = set(range(num_folds))
     if not only_folds:
-        return set(range(num_folds))
-    wrong = sorted({int(f) for f in only_folds} - set(range(num_folds)))
-    if wrong:
+        return every
+    chosen = {int(f) for f in only_folds}
+    if wrong := sorted(chosen - every):
         raise InputError("--fold", f"no fold {', '.join(map(str, wrong))} in a {num_folds}-fold split (folds are 0..{num_folds - 1})")
-    return {int(f) for f in only_folds}
+    return chosen
 
 
 def rebuild_results(out_dir):
