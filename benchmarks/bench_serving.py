@@ -2,9 +2,14 @@
 
     python benchmarks/bench_serving.py                     # paper preset at 256×256, T = 1, 100 slices
     python benchmarks/bench_serving.py --num-slices 40 --preset unet
+    python benchmarks/bench_serving.py --model keras_cdseg/pretrained/model --real-ct --out OUT.json
 
 The synthetic CT of `bench_predict.py` (int16, stored LPS, 0.75 mm pixels, 2.5 mm slices) is segmented by an
-untrained generator (timing does not depend on the weights), exported once with `export_model`:
+untrained generator (timing does not depend on the weights), exported once with `export_model`. With
+`--model RUN_DIR` a trained run is exported instead (e.g. the bundled model's directory, five classes: the
+graph's dense restoration grows with the classes), and with `--real-ct` the scan is the real full-range HU CT
+of ../shared/data/real resampled to `--size`×`--size`×`--num-slices` (`bench_predict_bundled.py`), so the
+label agreement is measured on organs, not on an untrained network's noise:
 
 - `cdseg_predict`: `predict_cases` (the library call behind `cdseg predict --no-postprocess`) with the
   exported SavedModel's `serving_default`: NIfTI load, numpy preparation, network, restoration, write;
@@ -26,6 +31,7 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -33,13 +39,6 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-
-
-def _bench_predict_module():
-    spec = importlib.util.spec_from_file_location("bench_predict", Path(__file__).with_name("bench_predict.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def time_preparation(image, affine, data_config, repeats):
@@ -68,6 +67,13 @@ def time_preparation(image, affine, data_config, repeats):
             "bit_identical": bool(np.array_equal(from_graph, from_numpy))}  # fmt: skip
 
 
+def _load_sibling(name):
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="paper", choices=["paper", "unet"])
@@ -77,6 +83,11 @@ def main():
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--num-slices", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a trained run directory to export (default: an untrained --preset generator)")
+    parser.add_argument("--real-ct", action="store_true",
+                        help="the real CT of ../shared/data/real resampled, instead of the synthetic CT")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args()
 
     import tensorflow as tf
@@ -90,19 +101,28 @@ def main():
     from keras_cdseg.deploy.serving_client import segment_volume_via_serving
     from keras_cdseg.inference.predictors import load_predictor
 
-    bench = _bench_predict_module()
+    bench = _load_sibling("bench_predict")
     result = {"machine": {"python": platform.python_version(), "tensorflow": tf.__version__,
                           "cpu_count": os.cpu_count(), "load_average_before": list(os.getloadavg())},
-              "args": vars(args)}  # fmt: skip
+              "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}}  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        bench.make_run_dir(tmp / "run", args)
+        if args.model is None:
+            bench.make_run_dir(tmp / "run", args)
+            source = tmp / "run"
+        else:  # a copy: exporting may write the run's quality calibration into it
+            source = Path(shutil.copytree(args.model, tmp / "run"))
         start = time.perf_counter()
-        version_dir = export_model(tmp / "run", root=tmp / "saved_models").version_dir
+        version_dir = export_model(source, root=tmp / "saved_models").version_dir
         result["export_seconds"] = round(time.perf_counter() - start, 2)
-        image, affine = bench.synthetic_ct((args.size, args.size, args.num_slices), (0.75, 0.75, 2.5))
         scan = tmp / "ct.nii.gz"
-        save_array(image, affine, scan, dtype=np.int16)
+        if args.real_ct:
+            _load_sibling("bench_predict_bundled").write_resampled_ct(scan, args.size, args.num_slices)
+            stored = nib.load(str(scan))
+            image, affine = np.asarray(stored.dataobj), stored.affine
+        else:
+            image, affine = bench.synthetic_ct((args.size, args.size, args.num_slices), (0.75, 0.75, 2.5))
+            save_array(image, affine, scan, dtype=np.int16)
         predictor = load_predictor(version_dir)
         signatures = tf.saved_model.load(str(version_dir)).signatures
         request_bytes = []
@@ -143,6 +163,10 @@ def main():
         result["prepare_only"] = time_preparation(image, affine, predictor.card.data_config, args.repeats)
     result["machine"]["load_average_after"] = list(os.getloadavg())
     print(json.dumps(result, indent=2))
+    if args.out is not None:
+        from keras_cdseg.io_utils import write_json_atomic
+
+        write_json_atomic(args.out, result)
 
 
 if __name__ == "__main__":
