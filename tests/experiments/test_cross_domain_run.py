@@ -372,3 +372,39 @@ def test_compare_benchmarks_pairs_the_scans_both_tested_and_names_setting_change
     (tmp_path / "other" / "results.json").write_text(json.dumps(record))
     done, _ = compare(tmp_path / "other", "refused.json")
     assert done.returncode == 2 and done.stderr.startswith("Error: ") and len(done.stderr.splitlines()) == 1
+
+
+def test_the_largest_component_check_scores_each_folds_own_predictions_with_and_without_the_step(benchmark, tmp_path):
+    from keras_cdseg.experiments.postprocessing_check import FOLD_POSTPROCESSING_FILE, check_postprocessing
+
+    out = benchmark[0]
+    lines = []
+    record = check_postprocessing(out, "method", log=lines.append)
+    assert record["folds"] == [0, 1] and len(record["cases"]) == 8
+    evaluated = {(fold, row["case_id"]): row["organs"]
+                 for fold in (0, 1) for row in json.loads((run_root(out, fold, "method") / "result.json").read_text())["cases"]}  # fmt: skip
+    for case in record["cases"]:
+        for organ, scores in case["organs"].items():
+            # with the step, the benchmark's own evaluation of that scan (the same prediction path)
+            assert scores["largest_component"]["dice"] == pytest.approx(evaluated[(case["fold"], case["case_id"])][organ]["dice"])
+            if not scores["changed"]:
+                assert scores["largest_component"] == scores["as_predicted"]
+    liver = record["organs"]["liver"]
+    assert set(liver["by_modality"]) == {"all", "CT", "MR"} and liver["by_modality"]["all"]["n"] == 8
+    assert isinstance(liver["keep_largest_component"], bool)
+
+    # Kept beside result.json: a checkout without the train/ directories pools the same scores.
+    moved = tmp_path / "results"
+    shutil.copytree(out, moved)
+    for fold in (0, 1):
+        assert (run_root(moved, fold, "method") / FOLD_POSTPROCESSING_FILE).is_file()
+        shutil.rmtree(run_root(moved, fold, "method") / "train")
+    assert check_postprocessing(moved, "method", log=lines.append)["organs"] == record["organs"]
+    script = Path(__file__).resolve().parents[2] / "scripts" / "check_postprocessing.py"
+    done = subprocess.run([sys.executable, str(script), str(moved)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (moved / "postprocessing_check.json").is_file() and "| liver | all 8 |" in done.stdout
+    done = subprocess.run([sys.executable, str(script), str(moved), "--variant", "mr_only"], capture_output=True, text=True)
+    # each fold's "left out" progress line, then one error line naming the directory; no traceback
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1] == f"Error: {moved}: no fold of 'mr_only' has a fold_postprocessing.json or a finished run with its train/ directory"
