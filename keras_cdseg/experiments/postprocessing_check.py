@@ -24,7 +24,7 @@ from keras_cdseg.io_utils import write_json_atomic
 FOLD_POSTPROCESSING_FILE = "fold_postprocessing.json"
 STEPS = ("as_predicted", "largest_component")
 SCORES = ("dice", "assd_mm", "mssd_mm")
-RULE = ("nnU-Net's: keep an organ's largest component when that does not lower its mean Dice over every "
+RULE = ("Rule (nnU-Net's): keep an organ's largest component when that does not lower its mean Dice over every "
         "cross-validation scan (CT and MR pooled)")  # fmt: skip
 
 
