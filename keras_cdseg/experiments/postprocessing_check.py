@@ -9,7 +9,8 @@ one post-processed map: removing one class's islands sets them to background and
 voxels as they were.
 
 Each fold is measured once from its run's train/ directory and kept in runs/fold<k>/<variant>/
-FOLD_POSTPROCESSING_FILE (committed with result.json), so later checkouts pool it without the checkpoints.
+FOLD_POSTPROCESSING_FILE (committed with result.json), so later checkouts pool it without the checkpoints. The
+file names the prediction path (`label_restoration`); one made by another path is measured again.
 """
 
 import sys
@@ -81,18 +82,21 @@ def fold_postprocessing(out_dir, fold, variant="method", log=None):
     """One fold's per-scan scores with and without the step: its kept file, or measured now and kept.
 
     Returns:
-        `{"variant", "organs", "cases": [{"case_id", "modality", "organs": {organ: {"changed", STEP: {score}}}}]}`,
+        `{"variant", "label_restoration", "organs", "cases": [{"case_id", "modality", "organs": {organ: {"changed", STEP: {score}}}}]}`,
         or None when the fold has neither the file nor a finished run with its train/ directory.
     """
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     root = run_root(out_dir, fold, variant)
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
+
+    settings = {"variant": variant, "label_restoration": LABEL_RESTORATION}
     kept = read_json(root / FOLD_POSTPROCESSING_FILE)
-    if kept is not None and kept.get("variant") == variant:
+    if kept is not None and {key: kept.get(key) for key in settings} == settings:
         return kept
     if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
         log(f"fold {fold}: no {FOLD_POSTPROCESSING_FILE} and no finished {variant} run with its train/ directory; left out")
         return None
-    kept = {"variant": variant, **_measure_fold(root / "train", fold_data_dir(out_dir, fold), log, f"fold {fold}")}
+    kept = settings | _measure_fold(root / "train", fold_data_dir(out_dir, fold), log, f"fold {fold}")
     write_json_atomic(root / FOLD_POSTPROCESSING_FILE, kept)
     return kept
 

@@ -1,5 +1,7 @@
 """nnU-Net's largest-component choice from kept per-fold scores (no model trained)."""
 
+import json
+
 import pytest
 
 from keras_cdseg.errors import InputError
@@ -8,6 +10,7 @@ from keras_cdseg.experiments.postprocessing_check import (
     check_postprocessing,
     render_postprocessing_check,
 )
+from keras_cdseg.inference.volume import LABEL_RESTORATION
 from keras_cdseg.io_utils import write_json_atomic
 
 
@@ -28,7 +31,8 @@ def results_dir(tmp_path):
             {"case_id": f"mr{fold}", "modality": "MR", "organs": {"liver": _organ(0.85, 0.85), "spleen": _organ(0.9, 0.5)}},
         ]  # fmt: skip
         write_json_atomic(tmp_path / "runs" / f"fold{fold}" / "method" / FOLD_POSTPROCESSING_FILE,
-                          {"variant": "method", "organs": ["liver", "spleen"], "cases": cases})  # fmt: skip
+                          {"variant": "method", "label_restoration": LABEL_RESTORATION, "organs": ["liver", "spleen"],
+                           "cases": cases})  # fmt: skip
     return tmp_path
 
 
@@ -53,3 +57,13 @@ def test_no_benchmark_or_no_measured_fold_is_refused(results_dir, tmp_path_facto
         check_postprocessing(tmp_path_factory.mktemp("empty"), log=lambda _: None)
     with pytest.raises(InputError, match="no fold of 'mr_only' has a fold_postprocessing.json"):
         check_postprocessing(results_dir, "mr_only", log=lambda _: None)
+
+
+def test_scores_of_another_prediction_path_are_not_pooled(results_dir):
+    """A kept file made by an older prediction path needs its model again; without train/ the fold is left out."""
+    path = results_dir / "runs" / "fold1" / "method" / FOLD_POSTPROCESSING_FILE
+    kept = json.loads(path.read_text())
+    write_json_atomic(path, {**kept, "label_restoration": "nearest labels"})
+    lines = []
+    assert check_postprocessing(results_dir, log=lines.append)["folds"] == [0]
+    assert lines[0].startswith("fold 1: no fold_postprocessing.json and no finished method run")
