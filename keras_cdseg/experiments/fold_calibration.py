@@ -170,17 +170,26 @@ def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, pert
         when the fold has neither a FOLD_FILE of these settings nor a finished run with its train/ directory.
     """
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    root = run_root(out_dir, fold, variant)
-    names = [d.name for d in degradations]
-    settings = {"variant": variant, "degradations": names, "perturbations": bool(perturbations)}
+    settings = {"variant": variant, "degradations": [d.name for d in degradations], "perturbations": bool(perturbations)}
+    return kept_or_measured(out_dir, fold, file_name, settings, log, lambda train_dir, fold_dir: _measure_fold(
+        train_dir, fold_dir, degradations, perturbations, log, f"fold {fold}: {variant}"))  # fmt: skip
+
+
+def kept_or_measured(out_dir, fold, file_name, settings, log, measure):
+    """A fold's record in runs/fold<k>/<variant>/`file_name` when it was made with `settings` (which name the
+    variant), else `settings | measure(train_dir, fold_dir)` from the finished run's train/ directory, kept there.
+
+    Returns:
+        The record, or None (logged) when the fold has neither such a file nor a finished run with train/.
+    """
+    root = run_root(out_dir, fold, settings["variant"])
     kept = read_json(root / file_name)
     if kept is not None and {key: kept.get(key) for key in settings} == settings:
         return kept
     if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
-        log(f"fold {fold}: no {file_name} and no finished {variant} run with its train/ directory; left out")
+        log(f"fold {fold}: no {file_name} and no finished {settings['variant']} run with its train/ directory; left out")
         return None
-    kept = settings | _measure_fold(root / "train", fold_data_dir(out_dir, fold), degradations, perturbations, log,
-                                    f"fold {fold}: {variant}")  # fmt: skip
+    kept = settings | measure(root / "train", fold_data_dir(out_dir, fold))
     write_json_atomic(root / file_name, kept)
     return kept
 

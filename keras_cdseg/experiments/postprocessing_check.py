@@ -17,10 +17,10 @@ import sys
 from pathlib import Path
 
 from keras_cdseg.errors import InputError
-from keras_cdseg.experiments.cross_domain import FOLDS_FILE, fold_data_dir, run_root
+from keras_cdseg.experiments.cross_domain import FOLDS_FILE
+from keras_cdseg.experiments.fold_calibration import kept_or_measured
 from keras_cdseg.experiments.resumable import read_json
 from keras_cdseg.experiments.stats import bootstrap_mean, paired_bootstrap
-from keras_cdseg.io_utils import write_json_atomic
 
 FOLD_POSTPROCESSING_FILE = "fold_postprocessing.json"
 STEPS = ("as_predicted", "largest_component")
@@ -85,20 +85,12 @@ def fold_postprocessing(out_dir, fold, variant="method", log=None):
         `{"variant", "label_restoration", "organs", "cases": [{"case_id", "modality", "organs": {organ: {"changed", STEP: {score}}}}]}`,
         or None when the fold has neither the file nor a finished run with its train/ directory.
     """
-    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    root = run_root(out_dir, fold, variant)
     from keras_cdseg.inference.volume import LABEL_RESTORATION
 
+    log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     settings = {"variant": variant, "label_restoration": LABEL_RESTORATION}
-    kept = read_json(root / FOLD_POSTPROCESSING_FILE)
-    if kept is not None and {key: kept.get(key) for key in settings} == settings:
-        return kept
-    if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
-        log(f"fold {fold}: no {FOLD_POSTPROCESSING_FILE} and no finished {variant} run with its train/ directory; left out")
-        return None
-    kept = settings | _measure_fold(root / "train", fold_data_dir(out_dir, fold), log, f"fold {fold}")
-    write_json_atomic(root / FOLD_POSTPROCESSING_FILE, kept)
-    return kept
+    return kept_or_measured(out_dir, fold, FOLD_POSTPROCESSING_FILE, settings, log,
+                            lambda train_dir, fold_dir: _measure_fold(train_dir, fold_dir, log, f"fold {fold}"))  # fmt: skip
 
 
 def _measure_fold(train_dir, fold_dir, log, prefix):
