@@ -9,7 +9,9 @@ Dice carries over from the fold models to a model of the same recipe trained on 
 where its samples came from.
 
 Each fold's samples are kept in `runs/fold<k>/<variant>/fold_calibration.json` (small, committed with the
-results like result.json), so a later checkout without the runs' train/ directories still pools them.
+results like result.json), so a later checkout without the runs' train/ directories still pools them. The file
+names the prediction path that made its samples (`label_restoration`, as evaluation reports do): samples of
+another path are measured again where the run's train/ directory is there, and left out (logged) where not.
 
     calibrate_from_folds(RESULTS_DIR, variant="method") -> quality.json record
 
@@ -25,7 +27,7 @@ import numpy as np
 
 from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.cross_domain import FOLDS_FILE, fold_data_dir, run_root
-from keras_cdseg.experiments.resumable import read_json
+from keras_cdseg.experiments.resumable import differences, read_json
 from keras_cdseg.inference.quality.degradations import CALIBRATION
 from keras_cdseg.io_utils import write_json_atomic
 
@@ -53,6 +55,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
             different labels.
     """
     from keras_cdseg.inference.quality.assess import quality_record
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
 
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     out_dir = Path(out_dir)
@@ -73,8 +76,10 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
         reference_by_fold[fold["fold"]] = kept["reference_volumes_ml"]
         used.append(fold["fold"])
     if not used:
-        raise InputError(out_dir, f"no fold of {variant!r} has a {FOLD_FILE} or a finished run with its train/ directory")
+        raise InputError(out_dir, f"no fold of {variant!r} has a {FOLD_FILE} made with today's settings and prediction path, "
+                                  "or a finished run with its train/ directory to measure one")  # fmt: skip
     source = {"benchmark": str(out_dir), "variant": variant, "folds": used, "num_folds": len(folds),
+              "label_restoration": LABEL_RESTORATION,
               "rule": "each fold's model on its own test scans (never trained on them)"}  # fmt: skip
     checked = cross_validate_estimate(samples, reference_by_fold) if len(used) > 1 else None
     reference = [volume for volumes in reference_by_fold.values() for volume in volumes]
@@ -169,8 +174,11 @@ def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, pert
         `{"variant", "degradations", "perturbations", "labels", "samples", "reference_volumes_ml"}`, or None
         when the fold has neither a FOLD_FILE of these settings nor a finished run with its train/ directory.
     """
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
+
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
-    settings = {"variant": variant, "degradations": [d.name for d in degradations], "perturbations": bool(perturbations)}
+    settings = {"variant": variant, "degradations": [d.name for d in degradations], "perturbations": bool(perturbations),
+                "label_restoration": LABEL_RESTORATION}  # fmt: skip
     return kept_or_measured(out_dir, fold, file_name, settings, log, lambda train_dir, fold_dir: _measure_fold(
         train_dir, fold_dir, degradations, perturbations, log, f"fold {fold}: {variant}"))  # fmt: skip
 
@@ -184,10 +192,14 @@ def kept_or_measured(out_dir, fold, file_name, settings, log, measure):
     """
     root = run_root(out_dir, fold, settings["variant"])
     kept = read_json(root / file_name)
-    if kept is not None and {key: kept.get(key) for key in settings} == settings:
+    recorded = None if kept is None else {key: kept.get(key) for key in settings}
+    if recorded == settings:
         return kept
     if (read_json(root / "result.json") or {}).get("status") != "finished" or not (root / "train").is_dir():
-        log(f"fold {fold}: no {file_name} and no finished {settings['variant']} run with its train/ directory; left out")
+        found = (f"a {file_name} made with other settings ({differences(recorded, settings)})" if kept is not None
+                 else f"no {file_name}")  # fmt: skip
+        log(f"fold {fold}: {found} and no finished {settings['variant']} run with its train/ directory to measure "
+            "again; left out")  # fmt: skip
         return None
     kept = settings | measure(root / "train", fold_data_dir(out_dir, fold))
     write_json_atomic(root / file_name, kept)

@@ -254,6 +254,8 @@ def test_the_quality_estimate_is_calibrated_on_every_folds_own_test_scans(benchm
     from keras_cdseg.experiments.fold_calibration import calibrate_from_folds
     from keras_cdseg.inference.quality.degradations import CALIBRATION
     from keras_cdseg.inference.quality.estimate import QualityEstimator
+    from keras_cdseg.inference.volume import LABEL_RESTORATION
+    from keras_cdseg.io_utils import write_json_atomic
 
     out, _, _ = benchmark
     folds = json.loads((out / "folds.json").read_text())["folds"]
@@ -277,14 +279,28 @@ def test_the_quality_estimate_is_calibrated_on_every_folds_own_test_scans(benchm
         shutil.rmtree(run_root(moved, fold, "ct_only") / "train")
     again = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:2], perturbations=False, log=lines.append)
     assert again["samples"] == record["samples"] and again["model"] == record["model"]
+    assert again["source"]["label_restoration"] == LABEL_RESTORATION
+    # Samples an older prediction path made are not pooled with today's: left out without the model (logged
+    # with the reason), measured again where its train/ directory is.
+    kept = run_root(moved, 1, "ct_only") / "fold_calibration.json"
+    write_json_atomic(kept, json.loads(kept.read_text()) | {"label_restoration": "arg-max, nearest neighbour"})
+    older = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:2], perturbations=False, log=lines.append)
+    assert older["source"]["folds"] == [0] and older["num_cases"] == 4
+    assert ("fold 1: a fold_calibration.json made with other settings (label_restoration: 'arg-max, nearest neighbour' "
+            f"vs '{LABEL_RESTORATION}') and no finished ct_only run with its train/ directory to measure again; left out") in lines
+    shutil.copytree(run_root(out, 1, "ct_only") / "train", run_root(moved, 1, "ct_only") / "train")
+    measured = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:2], perturbations=False, log=lines.append)
+    assert measured["samples"] == record["samples"]
+    assert json.loads(kept.read_text())["label_restoration"] == LABEL_RESTORATION
+    shutil.rmtree(run_root(moved, 1, "ct_only") / "train")
     # Other calibration settings need the models again: a fold without its train/ directory is left out.
     (run_root(moved, 0, "ct_only") / "fold_calibration.json").unlink()
     shutil.copytree(run_root(out, 0, "ct_only") / "train", run_root(moved, 0, "ct_only") / "train")
     other = calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[:1], perturbations=False, log=lines.append)
     assert other["source"]["folds"] == [0] and other["num_cases"] == 4 and len(other["samples"]) == 8
-    assert any(line.startswith("fold 1: no fold_calibration.json and no finished ct_only run") for line in lines)
+    assert any(line.startswith("fold 1: a fold_calibration.json made with other settings (degradations: [") for line in lines[-3:])
     shutil.rmtree(run_root(moved, 0, "ct_only") / "train")
-    with pytest.raises(InputError, match="no fold of 'ct_only' has a fold_calibration.json or a finished run"):
+    with pytest.raises(InputError, match="no fold of 'ct_only' has a fold_calibration.json made with today's settings"):
         calibrate_from_folds(moved, "ct_only", degradations=CALIBRATION[1:2], perturbations=False, log=lines.append)
 
 

@@ -6,12 +6,14 @@ from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.fold_calibration import FOLD_FILE
 from keras_cdseg.experiments.fold_quality_check import HELD_OUT_FILE, check_on_held_out, render_held_out_check
 from keras_cdseg.inference.quality.degradations import CALIBRATION, HELD_OUT
+from keras_cdseg.inference.volume import LABEL_RESTORATION
 from keras_cdseg.io_utils import write_json_atomic
 from tests.inference.quality.quality_fixtures import hand_made_calibration
 
 
 def _kept(degradations, samples):
     return {"variant": "method", "degradations": [d.name for d in degradations], "perturbations": False,
+            "label_restoration": LABEL_RESTORATION,
             "labels": {"background": 0, "liver": 1}, "samples": samples, "reference_volumes_ml": [1400.0, 1500.0, 1600.0]}  # fmt: skip
 
 
