@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from keras_cdseg.config import RunConfig
 from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.cross_domain_settings import METHOD, CrossDomainSettings, select_variants
 from keras_cdseg.experiments.folds import make_folds, write_fold_dataset
@@ -142,13 +143,19 @@ def _select_folds(only_folds, num_folds):
 
 
 def rebuild_results(out_dir):
-    """Rewrites results.json and results.md from the result.json files already in `out_dir`."""
+    """Rewrites results.json and results.md from the result.json files already in `out_dir`.
+
+    The status is read from the runs, not kept from the last results.json (a benchmark killed mid-run left
+    "running" there): "finished" when every planned run of every fold is done, else "partial".
+    """
     out_dir = Path(out_dir)
     if read_json(out_dir / SETTINGS_FILE) is None:
         raise InputError(out_dir, f"not a cross-domain results directory (no {SETTINGS_FILE})")
     previous = read_json(out_dir / "results.json") or {}
     planned = previous.get("planned_variants") or sorted({p.name for p in out_dir.glob("runs/fold*/*") if p.is_dir()})
-    return write_results(out_dir, planned, status=previous.get("status"))
+    folds = (read_json(out_dir / FOLDS_FILE) or {}).get("folds") or []
+    done = all(_is_done(run_root(out_dir, fold["fold"], key)) for fold in folds for key in planned)
+    return write_results(out_dir, planned, status="finished" if done else "partial")
 
 
 def write_results(out_dir, planned, status=None):
@@ -308,9 +315,9 @@ def _claim_out_dir(out_dir, data_root, settings, folds, log):
         write_json_atomic(out_dir / SETTINGS_FILE, wanted)
         return
     for key in ("format", "settings", "run_config"):
-        if existing.get(key) != wanted[key]:
+        if _resolved(existing, key) != wanted[key]:
             raise InputError(out_dir / SETTINGS_FILE, f"holds a benchmark with other {key} "
-                             f"({differences(existing.get(key), wanted[key])}); use the same settings or another --out")  # fmt: skip
+                             f"({differences(_resolved(existing, key), wanted[key])}); use the same settings or another --out")  # fmt: skip
     recorded = (read_json(out_dir / FOLDS_FILE) or {}).get("folds")
     if recorded != folds:
         raise InputError(out_dir / FOLDS_FILE, "the dataset's training cases changed since these folds were made; "
@@ -323,6 +330,19 @@ def _claim_out_dir(out_dir, data_root, settings, folds, log):
     paths = {key: wanted[key] for key in ("data_dir", "config_file") if key in wanted}
     if any(existing.get(key) != value for key, value in paths.items()):
         write_json_atomic(out_dir / SETTINGS_FILE, existing | paths)
+
+
+def _resolved(claim, key):
+    """`claim[key]`; a run_config as the config classes read it, so a field added since (at its default, which
+    is what the runs then used) does not make an earlier benchmark look like one of other settings."""
+    value = claim.get(key)
+    if key != "run_config" or not isinstance(value, dict):
+        return value
+    try:
+        resolved = RunConfig.from_dict({**value, "data_dir": "-"}).to_dict()
+    except InputError:
+        return value  # a field this version does not know: reported as a difference
+    return {name: resolved[name] for name in value}
 
 
 def _keep_fold_calibration(out_dir, fold, variant, log):

@@ -97,6 +97,20 @@ def test_a_second_call_skips_finished_runs_and_rejects_other_settings(benchmark,
     with pytest.raises(InputError, match="other settings \\(num_folds: 2 vs 3\\)|fewer cases than folds"):
         run_cross_domain(phantoms, out, dataclasses.replace(tiny_settings, num_folds=3), log=lines.append)
     assert rebuild_results(out)["aggregates"] == record["aggregates"]
+    # A benchmark recorded before a config field existed (here DataConfig.intensity) ran with its default:
+    # it resumes, and a field this version does not know is still a difference.
+    claim = json.loads((out / "cross_domain.json").read_text())
+    del claim["run_config"]["data"]["intensity"]
+    (out / "cross_domain.json").write_text(json.dumps(claim))
+    lines.clear()
+    run_cross_domain(phantoms, out, tiny_settings, variants=["ct_only"], log=lines.append)
+    assert sum("done, skipped" in line for line in lines) == 4
+    claim["run_config"]["data"]["window"] = 1
+    (out / "cross_domain.json").write_text(json.dumps(claim))
+    with pytest.raises(InputError, match="other run_config \\(data: "):
+        run_cross_domain(phantoms, out, tiny_settings, log=lines.append)
+    del claim["run_config"]["data"]["window"]
+    (out / "cross_domain.json").write_text(json.dumps(claim))
 
 
 def test_a_call_for_the_method_only_keeps_the_plan_and_says_partial_while_others_are_outstanding(
@@ -112,6 +126,10 @@ def test_a_call_for_the_method_only_keeps_the_plan_and_says_partial_while_others
     assert record["status"] == "partial" and record["progress"]["num_planned"] == 4
     assert lines[-2] == "cross-domain: 1 run(s) of variants or folds not asked for this time are still to do"
     assert "**Status: partial; 3 of 4 runs finished.**" in (out / "results.md").read_text()
+    # A benchmark killed mid-run leaves "running"; rebuilding reads the status from the runs instead.
+    stale = json.loads((out / "results.json").read_text()) | {"status": "running"}
+    (out / "results.json").write_text(json.dumps(stale))
+    assert rebuild_results(out)["status"] == "partial"
 
 
 def test_one_fold_at_a_time_runs_only_that_fold_and_the_rest_stay_planned(benchmark, phantoms, tiny_settings, tmp_path):
