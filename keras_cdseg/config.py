@@ -12,6 +12,9 @@ from pathlib import Path
 from keras_cdseg.errors import InputError
 
 
+INTENSITY_RULES = ("percentiles", "ranks")
+
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
     """How a scan is turned into network input.
@@ -23,12 +26,19 @@ class DataConfig:
             Defaults to 1.
         clip_percentiles: (float, float). Per-volume intensity percentiles clipped and mapped to [0, 1],
             the same rule for CT and MR. Defaults to (0.5, 99.5).
+        intensity: str. How intensities become [0, 1], the same rule for every modality:
+            - "percentiles" (default): `clip_percentiles` of the volume map linearly to 0 and 1;
+            - "ranks": each voxel becomes the fraction of the volume's voxels below it (the volume's own
+              cumulative histogram, `preprocessing.rank_knots`). Any increasing change of the intensity
+              scale leaves it unchanged, so a CT stored in a display window and the same CT in full-range
+              HU map their windowed tissues alike; `clip_percentiles` is then only recorded.
     """
 
     image_size: int = 256
     target_spacing_mm: float = 1.5
     context: int = 1
     clip_percentiles: tuple = (0.5, 99.5)
+    intensity: str = "percentiles"
 
     def __post_init__(self):
         _check_positive_int("image_size", self.image_size)
@@ -42,6 +52,8 @@ class DataConfig:
                 "data config", f"clip_percentiles must satisfy 0 <= low < high <= 100. Received: {self.clip_percentiles}"
             )
         object.__setattr__(self, "clip_percentiles", (float(low), float(high)))
+        if self.intensity not in INTENSITY_RULES:
+            raise InputError("data config", f"intensity must be one of {', '.join(INTENSITY_RULES)}. Received: {self.intensity!r}")
 
     @property
     def num_channels(self):

@@ -14,6 +14,9 @@ with the same arithmetic in the same precision and order, so both give the same 
   fastest (numpy visits them in memory order, which is the same for a RAS-stored NIfTI; other layouts give
   clip limits within a small fraction of a grey level);
 - clipping in float32, then `(x - low) * (1 / (high - low))` in float32;
+- or, under `DataConfig.intensity = "ranks"`: RANK_KNOTS quantiles of the same sample as above, the table of
+  `rank_map` values over RANK_TABLE_SIZE intensities built with the same float64 operations, and each
+  voxel's entry at `(x - first knot) * scale` in float32, truncated;
 - centre-aligned sample positions computed in float64 from the shape and `spacing_mm` (send float64);
   linear weights in float32; positions more than half a pixel outside the grid give 0 (background);
 - context slices past either end repeat the edge slice;
@@ -26,6 +29,8 @@ Reorientation is the client's job and lossless (a permutation and flips, e.g. ni
 clients that want it run `keras_cdseg.inference.postprocessing.keep_largest_component` (model.json says
 which classes); `voxel_counts` / `volumes_ml` describe the labels as returned.
 """
+
+from keras_cdseg.data.preprocessing import RANK_KNOTS, RANK_TABLE_SIZE
 
 VOLUME_SIGNATURE_NAME = "segment_volume"
 VOLUME_INT16_SIGNATURE_NAME = "segment_volume_int16"
@@ -126,11 +131,14 @@ def prepare_canonical(volume, spacing_mm, data_config, max_samples):
     shape = tf.shape(volume)
     size = int(data_config.image_size)
     target = float(data_config.target_spacing_mm)
-    low, high = intensity_limits(volume, data_config.clip_percentiles, max_samples)
     slices = tf.transpose(volume, [2, 0, 1])  # [S, n0, n1], slice-first as prepare_slices
-    low32, high32 = tf.cast(low, tf.float32), tf.cast(high, tf.float32)
-    scale = tf.where(high > low, tf.cast(1.0 / tf.where(high > low, high - low, 1.0), tf.float32), 0.0)
-    normalised = (tf.clip_by_value(slices, low32, high32) - low32) * scale
+    if data_config.intensity == "ranks":
+        normalised = ranks_of(slices, rank_knots(volume, max_samples))
+    else:
+        low, high = intensity_limits(volume, data_config.clip_percentiles, max_samples)
+        low32, high32 = tf.cast(low, tf.float32), tf.cast(high, tf.float32)
+        scale = tf.where(high > low, tf.cast(1.0 / tf.where(high > low, high - low, 1.0), tf.float32), 0.0)
+        normalised = (tf.clip_by_value(slices, low32, high32) - low32) * scale
     coords = [_source_coords(shape[axis], spacing_mm[axis], target, size) for axis in range(2)]
     prepared = _resample_linear(normalised, 1, coords[0], shape[0])
     return _resample_linear(prepared, 2, coords[1], shape[1])
@@ -140,28 +148,76 @@ def intensity_limits(volume, clip_percentiles, max_samples):
     """float64 `(low, high)` as `preprocessing.intensity_limits` (numpy's linear percentile, min/max fallback)."""
     import tensorflow as tf
 
+    limits = _percentiles(volume, clip_percentiles, max_samples)
+    low, high = limits[0], limits[1]
+    fallback = tf.logical_not(high > low)
+    low = tf.where(fallback, tf.cast(tf.reduce_min(volume), tf.float64), low)
+    high = tf.where(fallback, tf.cast(tf.reduce_max(volume), tf.float64), high)
+    return low, high
+
+
+def rank_knots(volume, max_samples):
+    """float64 `[RANK_KNOTS]` as `preprocessing.rank_knots`: the volume's quantiles at ranks 0 ... 1."""
+    import numpy as np
+
+    return _percentiles(volume, np.linspace(0.0, 100.0, RANK_KNOTS), max_samples)
+
+
+def ranks_of(slices, knots):
+    """float32 ranks of `slices` as `preprocessing.ranks_of`: the same table of `rank_map` values, the same
+    float32 indices."""
+    import tensorflow as tf
+
+    one, zero = tf.constant(1.0, tf.float64), tf.constant(0.0, tf.float64)  # graph mode types bare floats float32
+    low, span = knots[0], knots[-1] - knots[0]
+    scale = tf.where(span > 0, (RANK_TABLE_SIZE - 1) / tf.where(span > 0, span, one), zero)
+    steps = tf.range(RANK_TABLE_SIZE, dtype=tf.float64)
+    grid = tf.where(scale > 0, low + steps / tf.where(scale > 0, scale, one), low)
+    table = tf.cast(_rank_map(grid, knots), tf.float32)
+    index = (slices - tf.cast(low, tf.float32)) * tf.cast(scale, tf.float32)
+    index = tf.clip_by_value(index, 0.0, float(RANK_TABLE_SIZE - 1))
+    return tf.gather(table, tf.cast(index, tf.int32))
+
+
+def _rank_map(values, knots):
+    """`preprocessing.rank_map` of a float64 vector, the same float64 operations in the same order."""
+    import tensorflow as tf
+
+    last = tf.size(knots, out_type=tf.int64) - 1
+    last64 = tf.cast(last, tf.float64)
+    first_not_below = tf.searchsorted(knots, values, side="left", out_type=tf.int64)
+    upper = tf.clip_by_value(first_not_below, 1, last)
+    low, high = tf.gather(knots, upper - 1), tf.gather(knots, upper)
+    gap = high - low
+    zeros, ones = tf.zeros_like(values), tf.ones_like(values)  # graph mode types bare floats float32
+    fraction = tf.clip_by_value((values - low) / tf.where(gap > 0, gap, ones), zeros, ones)
+    ranks = (tf.cast(upper - 1, tf.float64) + fraction) / last64
+    exact = tf.gather(knots, tf.minimum(first_not_below, last)) == values
+    ranks = tf.where(exact, tf.cast(first_not_below, tf.float64) / last64, ranks)
+    ranks = tf.where(values < knots[0], zeros, tf.where(values > knots[-1], ones, ranks))
+    return tf.where(knots[-1] == knots[0], zeros, ranks)  # a constant volume
+
+
+def _percentiles(volume, percentiles, max_samples):
+    """float64 `[len(percentiles)]`: numpy's linear percentiles of the strided sample `preprocessing` takes."""
+    import numpy as np
+    import tensorflow as tf
+
     flat = tf.reshape(tf.transpose(volume, [2, 1, 0]), [-1])  # x fastest: a RAS NIfTI's memory order
     num_voxels = tf.size(flat, out_type=tf.int64)
     stride = tf.bitwise.bitwise_or((num_voxels + max_samples - 1) // max_samples, 1)
     samples = tf.cond(num_voxels > max_samples, lambda: flat[::stride], lambda: flat)
     ordered = tf.sort(samples)
     n = tf.size(ordered, out_type=tf.int64)
-    limits = []
-    for percentile in clip_percentiles:
-        virtual = tf.cast(n - 1, tf.float64) * (float(percentile) / 100.0)
-        previous = tf.floor(virtual)
-        gamma = virtual - previous
-        below = tf.cast(previous, tf.int64)
-        above = tf.minimum(below + 1, n - 1)
-        a, b = tf.gather(ordered, below), tf.gather(ordered, above)
-        difference = tf.cast(b - a, tf.float64)  # float32 difference, as numpy's _lerp on float32 samples
-        a64, b64 = tf.cast(a, tf.float64), tf.cast(b, tf.float64)
-        limits.append(tf.where(gamma >= 0.5, b64 - difference * (1.0 - gamma), a64 + difference * gamma))
-    low, high = limits
-    fallback = tf.logical_not(high > low)
-    low = tf.where(fallback, tf.cast(tf.reduce_min(volume), tf.float64), low)
-    high = tf.where(fallback, tf.cast(tf.reduce_max(volume), tf.float64), high)
-    return low, high
+    virtual = tf.cast(n - 1, tf.float64) * tf.constant(np.asarray(percentiles, dtype=np.float64) / 100.0)
+    previous = tf.floor(virtual)
+    gamma = virtual - previous
+    below = tf.cast(previous, tf.int64)
+    above = tf.minimum(below + 1, n - 1)
+    a, b = tf.gather(ordered, below), tf.gather(ordered, above)
+    difference = tf.cast(b - a, tf.float64)  # float32 difference, as numpy's _lerp on float32 samples
+    a64, b64 = tf.cast(a, tf.float64), tf.cast(b, tf.float64)
+    return tf.where(gamma >= 0.5, b64 - difference * (1.0 - gamma), a64 + difference * gamma)
 
 
 def _resampled_size(n, spacing, target):

@@ -1,6 +1,7 @@
 """prepare_volume and its inverses: orientation, intensity rule, resampling, pad/crop, round trips."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,12 +14,19 @@ from keras_cdseg.data.preprocessing import (
     context_stack,
     intensity_limits,
     prepare_volume,
+    rank_knots,
+    rank_map,
+    ranks_of,
     restore_labels,
     restore_labels_from_probability_slices,
     restore_probabilities,
     restore_probability_slices,
 )
 from keras_cdseg.errors import InputError
+
+# The small real full-range HU CT kept in the tests (TotalSegmentator example, NOTICE beside it; liver = 5).
+REAL_CT = Path(__file__).resolve().parents[1] / "data" / "real" / "ct_abdomen_3mm.nii.gz"
+REAL_CT_ORGANS = REAL_CT.with_name("ct_abdomen_3mm_organs.nii.gz")
 
 # Affines: RAS, LPS (x and y flipped), and a permuted one whose array axes are (S, R, P) with its own spacings.
 RAS = np.diag([1.5, 1.5, 3.0, 1.0])
@@ -194,6 +202,67 @@ def test_intensity_limits_percentiles_and_fallbacks():
     constant_volume = Volume(np.full((8, 8, 2), 5.0, np.float32), np.eye(4))
     constant = prepare_volume(constant_volume, DataConfig(image_size=8, target_spacing_mm=1.0))
     assert np.all(constant.image == 0)
+
+
+def test_rank_map_counts_the_voxels_below_a_value_and_splits_spikes_at_their_start():
+    # 40 % of the voxels at -125 (a window's lower edge), then 0..59 once each.
+    values = np.concatenate([np.full(40, -125.0), np.arange(60.0)])
+    knots = rank_knots(values, num_knots=101)
+    assert len(knots) == 101 and knots[0] == knots[39] == -125 and knots[40] > -125 and knots[-1] == 59
+    ranks = rank_map(np.array([-200.0, -125.0, -124.99, 0.0, 30.0, 59.0, 80.0]), knots)
+    assert ranks[0] == 0 and ranks[1] == 0  # below the data, and the spike itself: nothing lies below
+    # just above the spike, the spike lies below (to within the knots' linear percentiles)
+    assert ranks[2] == pytest.approx(0.40, abs=0.015) and ranks[3] == pytest.approx(0.40, abs=0.015)
+    assert ranks[4] == pytest.approx(0.70, abs=0.015)
+    assert ranks[5] == 1 and ranks[6] == 1
+    assert np.all(np.diff(rank_map(np.linspace(-130, 65, 500), knots)) >= 0)  # never decreasing
+    assert not np.any(rank_map(np.full(5, 3.0), rank_knots(np.full((4, 4, 4), 3.0))))  # a constant volume: 0
+    # The table `prepare_volume` uses stays within one table step of the exact map.
+    real_ct = load_image(REAL_CT).data
+    exact = rank_map(real_ct, rank_knots(real_ct))
+    table = ranks_of(real_ct, rank_knots(real_ct))
+    assert table.dtype == np.float32 and np.abs(table - exact).max() < 1e-4 and np.all(table <= exact + 1e-7)
+
+
+def test_ranks_map_a_windowed_ct_and_its_full_range_original_alike_inside_the_window():
+    """The covariate shift percentiles cannot remove: full-range HU against the same CT clipped to a window."""
+    image = load_image(REAL_CT)
+    full_range = np.asarray(image.data, dtype=np.float32)
+    windowed = np.clip(full_range, -125, 275)
+    inside = (full_range > -125) & (full_range < 275)
+    liver = np.asarray(load_label(REAL_CT_ORGANS).data) == 5
+    config = DataConfig(image_size=128, target_spacing_mm=3.0)
+    by_rule = {}
+    for rule in ("percentiles", "ranks"):
+        rule_config = DataConfig(image_size=128, target_spacing_mm=3.0, intensity=rule)
+        full = prepare_volume(Volume(full_range, image.affine), rule_config)
+        window = prepare_volume(Volume(windowed, image.affine), rule_config)
+        by_rule[rule] = (full, window)
+    # With ranks, every voxel inside the window keeps its value to within the knots' spacing (1/1024) ...
+    full, window = (restore_probabilities(np.stack([1 - p.image, p.image], -1), p.geometry)[..., 1]
+                    for p in by_rule["ranks"])  # fmt: skip
+    assert np.abs(full - window)[inside].max() < 2e-3
+    assert full[liver].mean() == pytest.approx(window[liver].mean(), abs=1e-4)
+    # ... where the percentile rule moves the liver by 0.4 of the whole [0, 1] range.
+    full, window = (restore_probabilities(np.stack([1 - p.image, p.image], -1), p.geometry)[..., 1]
+                    for p in by_rule["percentiles"])  # fmt: skip
+    assert full[liver].mean() - window[liver].mean() > 0.3
+    assert config.intensity == "percentiles"  # the default is unchanged
+
+
+def test_ranks_ignore_any_increasing_change_of_scale_and_keep_the_field_of_view_at_zero():
+    rng = np.random.default_rng(5)
+    ct = rng.normal(40, 300, (40, 40, 4)).astype(np.float32)
+    config = DataConfig(image_size=48, target_spacing_mm=1.0, intensity="ranks")
+    affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    prepared = prepare_volume(Volume(ct, affine), config)
+    for changed in (3 * ct + 700, np.exp(ct / 400).astype(np.float32)):
+        np.testing.assert_allclose(prepare_volume(Volume(changed, affine), config).image, prepared.image, atol=2e-3)
+    assert prepared.image[:, :4].max() == 0 and prepared.image[:, 4:44, 4:44].mean() == pytest.approx(0.5, abs=0.01)
+    geometry = prepared.geometry
+    assert len(geometry.rank_knots) == 1025 and VolumeGeometry.from_dict(json.loads(json.dumps(geometry.to_dict()))) == geometry
+    with pytest.raises(InputError, match="intensity must be one of percentiles, ranks"):
+        DataConfig(intensity="zscore")
 
 
 def test_restore_probabilities_keeps_sums_and_fills_background():

@@ -81,13 +81,15 @@ def _graph_prepared(volume, config, max_samples=_MAX_PERCENTILE_SAMPLES):
     from keras_cdseg.deploy.volume_signature import prepare_canonical
 
     data, spacing_mm, _ = to_canonical(volume)
-    prepared = prepare_canonical(tf.constant(data, tf.float32), tf.constant(spacing_mm), config, max_samples)
-    return prepared.numpy()
+    # Traced, as in the exported signature (graph mode types some constants unlike eager execution).
+    graph = tf.function(lambda v, s: prepare_canonical(v, s, config, max_samples))
+    return graph(tf.constant(data, tf.float32), tf.constant(spacing_mm)).numpy()
 
 
 @pytest.mark.parametrize("config", [DataConfig(image_size=32, target_spacing_mm=4.0),
-                                    DataConfig(image_size=96, target_spacing_mm=2.3, clip_percentiles=(2.0, 97.0))],
-                         ids=["downsample-crop", "pad"])  # fmt: skip
+                                    DataConfig(image_size=96, target_spacing_mm=2.3, clip_percentiles=(2.0, 97.0)),
+                                    DataConfig(image_size=64, target_spacing_mm=3.1, intensity="ranks")],
+                         ids=["downsample-crop", "pad", "ranks"])  # fmt: skip
 def test_graph_preparation_is_bit_identical_to_prepare_volume(scans, config):
     for path in scans.values():
         volume = load_image(path)
