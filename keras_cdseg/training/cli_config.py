@@ -13,6 +13,7 @@ OPTION_FIELDS = {
     "image_size": ("data", "image_size"),
     "target_spacing": ("data", "target_spacing_mm"),
     "context": ("data", "context"),
+    "intensity": ("data", "intensity"),
     "preset": ("model", "preset"),
     "base_filters": ("model", "base_filters"),
     "depth": ("model", "depth"),

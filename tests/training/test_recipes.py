@@ -34,6 +34,11 @@ def test_real_cpu_recipe_values_and_precedence(tmp_path):
     run = build_run_config("data", config_file=str(config_file), batch_size=4)
     assert run.recipe == "real-cpu"
     assert (run.train.steps, run.train.loss, run.train.batch_size, run.train.lr_schedule) == (300, "ce", 4, "poly")
+    # The intensity rule: percentiles unless a config file or --intensity says otherwise.
+    assert run.data.intensity == "percentiles"
+    config_file.write_text(json.dumps({"recipe": "real-cpu", "data": {"intensity": "ranks"}}))
+    assert build_run_config("data", config_file=str(config_file)).data.intensity == "ranks"
+    assert build_run_config("data", config_file=str(config_file), intensity="percentiles").data.intensity == "percentiles"
 
 
 def test_unknown_recipe_names_the_known_ones():
