@@ -278,7 +278,13 @@ def from_dict(cls, values, source="config"):
     if unknown:
         raise InputError(source, f"unknown {cls.__name__} keys {unknown}; known keys: {sorted(names)}")
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except InputError as e:
+        if source in ("config", e.source):  # no file to name
+            raise
+        # A value the config class rejects is named with the file it came from ("run.yaml: data config: ...").
+        raise InputError(source, f"{e.source}: {e.problem}") from None
 
 
 def load_json(path):

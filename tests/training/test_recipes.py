@@ -39,6 +39,11 @@ def test_real_cpu_recipe_values_and_precedence(tmp_path):
     config_file.write_text(json.dumps({"recipe": "real-cpu", "data": {"intensity": "ranks"}}))
     assert build_run_config("data", config_file=str(config_file)).data.intensity == "ranks"
     assert build_run_config("data", config_file=str(config_file), intensity="percentiles").data.intensity == "percentiles"
+    # A value the config class rejects names the file it came from.
+    config_file.write_text(json.dumps({"data": {"intensity": "zscore"}}))
+    with pytest.raises(InputError) as error:
+        build_run_config("data", config_file=str(config_file))
+    assert str(error.value) == f"{config_file}: data config: intensity must be one of percentiles, ranks. Received: 'zscore'"
 
 
 def test_unknown_recipe_names_the_known_ones():
