@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from keras_cdseg.experiments.cross_domain_results import MEAN, METRICS, case_values
+from keras_cdseg.experiments.resumable import resolved_run_config
 from keras_cdseg.experiments.stats import bootstrap_mean, paired_bootstrap
 from keras_cdseg.io_utils import write_json_atomic
 
@@ -53,7 +54,8 @@ def _flat(tree, prefix=""):
 
 def setting_differences(reference, other):
     """`{setting: [reference value, other value]}` over the benchmark settings and the resolved run config."""
-    flat = [_flat({"settings": r["settings"], "run_config": r.get("run_config") or {}}) for r in (reference, other)]
+    flat = [_flat({"settings": r["settings"], "run_config": resolved_run_config(r.get("run_config") or {})})
+            for r in (reference, other)]  # fmt: skip
     return {key: [flat[0].get(key), flat[1].get(key)] for key in sorted(set(flat[0]) | set(flat[1]))
             if flat[0].get(key) != flat[1].get(key)}  # fmt: skip
 

@@ -22,11 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from keras_cdseg.config import RunConfig
 from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.cross_domain_settings import METHOD, CrossDomainSettings, select_variants
 from keras_cdseg.experiments.folds import make_folds, write_fold_dataset
-from keras_cdseg.experiments.resumable import clock, differences, read_json, train_for_result
+from keras_cdseg.experiments.resumable import clock, differences, read_json, resolved_run_config, train_for_result
 from keras_cdseg.io_utils import write_json_atomic
 
 FORMAT = "cdseg-cross-domain/1"
@@ -333,16 +332,8 @@ def _claim_out_dir(out_dir, data_root, settings, folds, log):
 
 
 def _resolved(claim, key):
-    """`claim[key]`; a run_config as the config classes read it, so a field added since (at its default, which
-    is what the runs then used) does not make an earlier benchmark look like one of other settings."""
-    value = claim.get(key)
-    if key != "run_config" or not isinstance(value, dict):
-        return value
-    try:
-        resolved = RunConfig.from_dict({**value, "data_dir": "-"}).to_dict()
-    except InputError:
-        return value  # a field this version does not know: reported as a difference
-    return {name: resolved[name] for name in value}
+    """`claim[key]`, a run_config as the config classes read it (`resolved_run_config`)."""
+    return resolved_run_config(claim.get(key)) if key == "run_config" else claim.get(key)
 
 
 def _keep_fold_calibration(out_dir, fold, variant, log):

@@ -6,7 +6,8 @@ import shutil
 import time
 from pathlib import Path
 
-from keras_cdseg.errors import TrainingError
+from keras_cdseg.config import RunConfig
+from keras_cdseg.errors import InputError, TrainingError
 from keras_cdseg.io_utils import write_json_atomic
 
 
@@ -74,6 +75,20 @@ def clock(seconds):
     """`H:MM:SS` of a duration in seconds."""
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def resolved_run_config(run_config):
+    """A recorded run_config dict (a benchmark's claim or results) as the config classes read it today, keeping
+    its own sections: a field added since appears at its default, which is what those runs used, so records of
+    an earlier version compare equal to today's. A dict the classes reject (an unknown field) is returned as is,
+    to be reported as a difference."""
+    if not isinstance(run_config, dict):
+        return run_config
+    try:
+        resolved = RunConfig.from_dict({**run_config, "data_dir": "-"}).to_dict()
+    except (InputError, TypeError):
+        return run_config
+    return {name: resolved[name] for name in run_config}
 
 
 def differences(old, new):

@@ -20,7 +20,7 @@ from pathlib import Path
 from keras_cdseg.errors import InputError
 from keras_cdseg.experiments.cross_domain_results import MEAN, METRICS, case_values
 from keras_cdseg.experiments.cross_domain_settings import METHOD
-from keras_cdseg.experiments.resumable import differences, read_json
+from keras_cdseg.experiments.resumable import differences, read_json, resolved_run_config
 from keras_cdseg.experiments.stats import bootstrap_mean, paired_bootstrap
 
 FORMAT = "cdseg-seed-repeats/1"
@@ -133,9 +133,10 @@ def _check_repeats(records, result_dirs):
             raise InputError(path, f"its folds differ from {result_dirs[0]}'s: repeats must share the folds (--seed)")
         settings = {k: v for k, v in record["settings"].items() if k != "train_seed"}
         wanted = {k: v for k, v in first["settings"].items() if k != "train_seed"}
-        config, wanted_config = _without_seed(record["run_config"]), _without_seed(first["run_config"])
+        config = _without_seed(resolved_run_config(record["run_config"]))
+        wanted_config = _without_seed(resolved_run_config(first["run_config"]))
         if settings != wanted or config != wanted_config:
-            changed = differences(wanted, settings) or differences(wanted_config["train"], config["train"])
+            changed = differences(wanted, settings) or differences(wanted_config, config)
             raise InputError(path, f"is not a repeat of {result_dirs[0]}: other settings ({changed})")
         seed = training_seed(record["settings"])
         if seed in seeds:

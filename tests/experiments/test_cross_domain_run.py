@@ -99,7 +99,8 @@ def test_a_second_call_skips_finished_runs_and_rejects_other_settings(benchmark,
     assert rebuild_results(out)["aggregates"] == record["aggregates"]
     # A benchmark recorded before a config field existed (here DataConfig.intensity) ran with its default:
     # it resumes, and a field this version does not know is still a difference.
-    claim = json.loads((out / "cross_domain.json").read_text())
+    original = (out / "cross_domain.json").read_text()
+    claim = json.loads(original)
     del claim["run_config"]["data"]["intensity"]
     (out / "cross_domain.json").write_text(json.dumps(claim))
     lines.clear()
@@ -109,8 +110,8 @@ def test_a_second_call_skips_finished_runs_and_rejects_other_settings(benchmark,
     (out / "cross_domain.json").write_text(json.dumps(claim))
     with pytest.raises(InputError, match="other run_config \\(data: "):
         run_cross_domain(phantoms, out, tiny_settings, log=lines.append)
-    del claim["run_config"]["data"]["window"]
-    (out / "cross_domain.json").write_text(json.dumps(claim))
+    (out / "cross_domain.json").write_text(original)  # the module's benchmark, as the other tests expect it
+    rebuild_results(out)
 
 
 def test_a_call_for_the_method_only_keeps_the_plan_and_says_partial_while_others_are_outstanding(
