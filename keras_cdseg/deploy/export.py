@@ -36,22 +36,17 @@ from keras_cdseg.model_card import (
 from keras_cdseg.models.saving import load_generator
 
 QUANTIZATIONS = ("float16", "dynamic")
+# The steps model.json describes; {intensity} is the step of the model's `DataConfig.intensity` rule.
 PREPROCESSING_STEPS = (
-    "reorient to RAS; clip to the volume's clip_percentiles and map linearly to [0, 1]; resample in-plane "
+    "reorient to RAS; {intensity}; resample in-plane "
     "(linear, centre-aligned) to target_spacing_mm; centre pad/crop to image_size; axial slices as [S, H, W] "
     "with H along RAS x and W along RAS y; 2T+1 neighbouring slices as channels (edge slices repeated)"
 )
-# How intensities reach [0, 1] under each `DataConfig.intensity` rule (the second step above).
 INTENSITY_STEPS = {
     "percentiles": "clip to the volume's clip_percentiles and map linearly to [0, 1]",
     "ranks": ("replace each voxel by its rank in the volume (keras_cdseg.data.preprocessing.rank_knots, "
               "ranks_of: 1025 quantiles of a strided sample, a 65536-entry table)"),
 }
-
-
-def preprocessing_steps(data_config):
-    """PREPROCESSING_STEPS with the intensity step of `data_config.intensity`."""
-    return PREPROCESSING_STEPS.replace(INTENSITY_STEPS["percentiles"], INTENSITY_STEPS[data_config.intensity])
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -235,7 +230,7 @@ def _model_record(name, version, card, model, generator_path, tflite_files, vers
         },
         "volume_signature": volume_signature_record(num_classes, DEFAULT_VOLUME_BATCH_SIZE),
         "preprocessing": {"data_config": to_dict(card.data_config), "num_channels": num_channels,
-                          "steps": preprocessing_steps(card.data_config)},  # fmt: skip
+                          "steps": PREPROCESSING_STEPS.format(intensity=INTENSITY_STEPS[card.data_config.intensity])},  # fmt: skip
         "postprocessing": {"largest_component_classes": list(card.largest_component_classes), "connectivity": 26},
         "labels": card.labels,
         "class_names": card.class_names,

@@ -171,7 +171,7 @@ def fold_samples(out_dir, fold, variant="method", degradations=CALIBRATION, pert
     their own file).
 
     Returns:
-        `{"variant", "degradations", "perturbations", "labels", "samples", "reference_volumes_ml"}`, or None
+        `{"variant", "degradations", "perturbations", "label_restoration", "labels", "samples", "reference_volumes_ml"}`, or None
         when the fold has neither a FOLD_FILE of these settings nor a finished run with its train/ directory.
     """
     from keras_cdseg.inference.volume import LABEL_RESTORATION
