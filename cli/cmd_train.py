@@ -21,8 +21,9 @@ _DEFAULTS = "Default from the config file, else the paper's"
 @click.option("--image-size", type=click.IntRange(min=8), help="In-plane size after resampling (default 256).")
 @click.option("--target-spacing", type=click.FloatRange(min=0, min_open=True), help="In-plane mm (default 1.5).")
 @click.option("--context", type=click.IntRange(0, 8), help="T neighbouring slices per side; 2T+1 channels (default 1).")
-@click.option("--intensity", type=click.Choice(["percentiles", "ranks"]),
-              help="Intensity rule, any modality: percentiles (clip and rescale; default) or ranks (each voxel's rank in its volume).")
+@click.option("--intensity", type=click.Choice(["percentiles", "ranks", "landmarks"]),
+              help="Intensity rule, any modality: percentiles (clip and rescale; default), ranks (each voxel's rank "
+                   "in its volume) or landmarks (ranks through a fixed reference curve).")
 @click.option("--preset", type=click.Choice(["paper", "unet"]), help="Generator layout (default paper).")
 @click.option("--base-filters", type=click.IntRange(min=1), help="Filters of the first level (preset's default).")
 @click.option("--depth", type=click.IntRange(min=1), help="Down-sampling levels (preset's default).")

@@ -12,7 +12,7 @@ from pathlib import Path
 from keras_cdseg.errors import InputError
 
 
-INTENSITY_RULES = ("percentiles", "ranks")
+INTENSITY_RULES = ("percentiles", "ranks", "landmarks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,10 @@ class DataConfig:
             - "ranks": each voxel becomes the fraction of the volume's voxels below it (the volume's own
               cumulative histogram, `preprocessing.rank_knots`). Any increasing change of the intensity
               scale leaves it unchanged, so a CT stored in a display window and the same CT in full-range
-              HU map their windowed tissues alike; `clip_percentiles` is then only recorded.
+              HU map their windowed tissues alike; `clip_percentiles` is then only recorded;
+            - "landmarks": those ranks mapped through one fixed reference curve
+              (`preprocessing.REFERENCE_LANDMARKS`: the percentile rule's average value at each rank), so
+              organs keep the contrast percentiles give them and the invariance of ranks.
     """
 
     image_size: int = 256

@@ -46,6 +46,9 @@ INTENSITY_STEPS = {
     "percentiles": "clip to the volume's clip_percentiles and map linearly to [0, 1]",
     "ranks": ("replace each voxel by its rank in the volume (keras_cdseg.data.preprocessing.rank_knots, "
               "ranks_of: 1025 quantiles of a strided sample, a 65536-entry table)"),
+    "landmarks": ("replace each voxel by its rank in the volume, mapped through the fixed reference curve "
+                  "keras_cdseg.data.preprocessing.REFERENCE_LANDMARKS (rank_knots, ranks_of with landmarks: "
+                  "1025 quantiles of a strided sample, a 65536-entry table)"),
 }
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 

@@ -16,7 +16,8 @@ with the same arithmetic in the same precision and order, so both give the same 
 - clipping in float32, then `(x - low) * (1 / (high - low))` in float32;
 - or, under `DataConfig.intensity = "ranks"`: RANK_KNOTS quantiles of the same sample as above, the table of
   `rank_map` values over RANK_TABLE_SIZE intensities built with the same float64 operations, and each
-  voxel's entry at `(x - first knot) * scale` in float32, truncated;
+  voxel's entry at `(x - first knot) * scale` in float32, truncated; under "landmarks", the table's ranks
+  go through `REFERENCE_LANDMARKS` with `landmark_map`'s float64 operations first;
 - centre-aligned sample positions computed in float64 from the shape and `spacing_mm` (send float64);
   linear weights in float32; positions more than half a pixel outside the grid give 0 (background);
 - context slices past either end repeat the edge slice;
@@ -30,7 +31,7 @@ clients that want it run `keras_cdseg.inference.postprocessing.keep_largest_comp
 which classes); `voxel_counts` / `volumes_ml` describe the labels as returned.
 """
 
-from keras_cdseg.data.preprocessing import RANK_KNOTS, RANK_TABLE_SIZE
+from keras_cdseg.data.preprocessing import RANK_KNOTS, RANK_TABLE_SIZE, REFERENCE_LANDMARKS
 
 VOLUME_SIGNATURE_NAME = "segment_volume"
 VOLUME_INT16_SIGNATURE_NAME = "segment_volume_int16"
@@ -132,8 +133,9 @@ def prepare_canonical(volume, spacing_mm, data_config, max_samples):
     size = int(data_config.image_size)
     target = float(data_config.target_spacing_mm)
     slices = tf.transpose(volume, [2, 0, 1])  # [S, n0, n1], slice-first as prepare_slices
-    if data_config.intensity == "ranks":
-        normalised = ranks_of(slices, rank_knots(volume, max_samples))
+    if data_config.intensity in ("ranks", "landmarks"):
+        landmarks = REFERENCE_LANDMARKS if data_config.intensity == "landmarks" else ()
+        normalised = ranks_of(slices, rank_knots(volume, max_samples), landmarks)
     else:
         low, high = intensity_limits(volume, data_config.clip_percentiles, max_samples)
         low32, high32 = tf.cast(low, tf.float32), tf.cast(high, tf.float32)
@@ -163,9 +165,9 @@ def rank_knots(volume, max_samples):
     return _percentiles(volume, np.linspace(0.0, 100.0, RANK_KNOTS), max_samples)
 
 
-def ranks_of(slices, knots):
-    """float32 ranks of `slices` as `preprocessing.ranks_of`: the same table of `rank_map` values, the same
-    float32 indices."""
+def ranks_of(slices, knots, landmarks=()):
+    """float32 ranks of `slices` as `preprocessing.ranks_of`: the same table of `rank_map` values (through
+    `landmark_map` when `landmarks` are given), the same float32 indices."""
     import tensorflow as tf
 
     one, zero = tf.constant(1.0, tf.float64), tf.constant(0.0, tf.float64)  # graph mode types bare floats float32
@@ -173,10 +175,25 @@ def ranks_of(slices, knots):
     scale = tf.where(span > 0, (RANK_TABLE_SIZE - 1) / tf.where(span > 0, span, one), zero)
     steps = tf.range(RANK_TABLE_SIZE, dtype=tf.float64)
     grid = tf.where(scale > 0, low + steps / tf.where(scale > 0, scale, one), low)
-    table = tf.cast(_rank_map(grid, knots), tf.float32)
+    ranks = _rank_map(grid, knots)
+    table = tf.cast(_landmark_map(ranks, landmarks) if landmarks else ranks, tf.float32)
     index = (slices - tf.cast(low, tf.float32)) * tf.cast(scale, tf.float32)
     index = tf.clip_by_value(index, 0.0, float(RANK_TABLE_SIZE - 1))
     return tf.gather(table, tf.cast(index, tf.int32))
+
+
+def _landmark_map(ranks, landmarks):
+    """`preprocessing.landmark_map` of a float64 vector, the same float64 operations in the same order."""
+    import numpy as np
+    import tensorflow as tf
+
+    points = np.asarray(landmarks, dtype=np.float64)
+    at, to = tf.constant(points[:, 0]), tf.constant(points[:, 1])
+    segment = tf.searchsorted(at, ranks, side="right", out_type=tf.int64) - 1
+    segment = tf.clip_by_value(segment, 0, len(points) - 2)
+    at_low, at_high = tf.gather(at, segment), tf.gather(at, segment + 1)
+    to_low, to_high = tf.gather(to, segment), tf.gather(to, segment + 1)
+    return to_low + (to_high - to_low) * ((ranks - at_low) / (at_high - at_low))
 
 
 def _rank_map(values, knots):

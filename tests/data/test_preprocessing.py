@@ -14,6 +14,8 @@ from keras_cdseg.data.preprocessing import (
     context_stack,
     intensity_limits,
     prepare_volume,
+    REFERENCE_LANDMARKS,
+    landmark_map,
     rank_knots,
     rank_map,
     ranks_of,
@@ -233,7 +235,7 @@ def test_ranks_map_a_windowed_ct_and_its_full_range_original_alike_inside_the_wi
     liver = np.asarray(load_label(REAL_CT_ORGANS).data) == 5
     config = DataConfig(image_size=128, target_spacing_mm=3.0)
     by_rule = {}
-    for rule in ("percentiles", "ranks"):
+    for rule in ("percentiles", "ranks", "landmarks"):
         rule_config = DataConfig(image_size=128, target_spacing_mm=3.0, intensity=rule)
         full = prepare_volume(Volume(full_range, image.affine), rule_config)
         window = prepare_volume(Volume(windowed, image.affine), rule_config)
@@ -243,6 +245,14 @@ def test_ranks_map_a_windowed_ct_and_its_full_range_original_alike_inside_the_wi
                     for p in by_rule["ranks"])  # fmt: skip
     assert np.abs(full - window)[inside].max() < 2e-3
     assert full[liver].mean() == pytest.approx(window[liver].mean(), abs=1e-4)
+    # Landmarks keep that, and put the liver where the percentile rule puts it in the windowed CT.
+    full, window = (restore_probabilities(np.stack([1 - p.image, p.image], -1), p.geometry)[..., 1]
+                    for p in by_rule["landmarks"])  # fmt: skip
+    assert np.abs(full - window)[inside].max() < 1e-2
+    windowed_by_percentiles = restore_probabilities(
+        np.stack([1 - by_rule["percentiles"][1].image, by_rule["percentiles"][1].image], -1), by_rule["percentiles"][1].geometry
+    )[..., 1]
+    assert full[liver].mean() == pytest.approx(windowed_by_percentiles[liver].mean(), abs=0.05)
     # ... where the percentile rule moves the liver by 0.4 of the whole [0, 1] range.
     full, window = (restore_probabilities(np.stack([1 - p.image, p.image], -1), p.geometry)[..., 1]
                     for p in by_rule["percentiles"])  # fmt: skip
@@ -261,8 +271,25 @@ def test_ranks_ignore_any_increasing_change_of_scale_and_keep_the_field_of_view_
     assert prepared.image[:, :4].max() == 0 and prepared.image[:, 4:44, 4:44].mean() == pytest.approx(0.5, abs=0.01)
     geometry = prepared.geometry
     assert len(geometry.rank_knots) == 1025 and VolumeGeometry.from_dict(json.loads(json.dumps(geometry.to_dict()))) == geometry
-    with pytest.raises(InputError, match="intensity must be one of percentiles, ranks"):
+    with pytest.raises(InputError, match="intensity must be one of percentiles, ranks, landmarks"):
         DataConfig(intensity="zscore")
+
+
+def test_landmarks_map_ranks_through_the_reference_curve_and_stay_invariant():
+    ranks = np.array([0.0, 0.15, 0.3, 0.875, 0.9, 0.99, 1.0])
+    np.testing.assert_allclose(landmark_map(ranks, REFERENCE_LANDMARKS), [0, 0.005, 0.01, 0.43, 0.47, 0.97, 1.0], atol=1e-12)
+    assert np.all(np.diff(landmark_map(np.linspace(0, 1, 1001), REFERENCE_LANDMARKS)) >= 0)
+    rng = np.random.default_rng(5)
+    ct = rng.normal(40, 300, (40, 40, 4)).astype(np.float32)
+    affine = np.diag([1.0, 1.0, 3.0, 1.0])
+    config = DataConfig(image_size=48, target_spacing_mm=1.0, intensity="landmarks")
+    prepared = prepare_volume(Volume(ct, affine), config)
+    ranks = prepare_volume(Volume(ct, affine), DataConfig(image_size=48, target_spacing_mm=1.0, intensity="ranks"))
+    np.testing.assert_allclose(prepared.image, landmark_map(ranks.image, REFERENCE_LANDMARKS), atol=2e-4)
+    np.testing.assert_allclose(prepare_volume(Volume(3 * ct + 700, affine), config).image, prepared.image, atol=1e-2)
+    geometry = prepared.geometry
+    assert geometry.rank_landmarks == REFERENCE_LANDMARKS
+    assert VolumeGeometry.from_dict(json.loads(json.dumps(geometry.to_dict()))) == geometry
 
 
 def test_restore_probabilities_keeps_sums_and_fills_background():

@@ -88,8 +88,9 @@ def _graph_prepared(volume, config, max_samples=_MAX_PERCENTILE_SAMPLES):
 
 @pytest.mark.parametrize("config", [DataConfig(image_size=32, target_spacing_mm=4.0),
                                     DataConfig(image_size=96, target_spacing_mm=2.3, clip_percentiles=(2.0, 97.0)),
-                                    DataConfig(image_size=64, target_spacing_mm=3.1, intensity="ranks")],
-                         ids=["downsample-crop", "pad", "ranks"])  # fmt: skip
+                                    DataConfig(image_size=64, target_spacing_mm=3.1, intensity="ranks"),
+                                    DataConfig(image_size=64, target_spacing_mm=3.1, intensity="landmarks")],
+                         ids=["downsample-crop", "pad", "ranks", "landmarks"])  # fmt: skip
 def test_graph_preparation_is_bit_identical_to_prepare_volume(scans, config):
     for path in scans.values():
         volume = load_image(path)

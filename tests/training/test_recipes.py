@@ -43,7 +43,7 @@ def test_real_cpu_recipe_values_and_precedence(tmp_path):
     config_file.write_text(json.dumps({"data": {"intensity": "zscore"}}))
     with pytest.raises(InputError) as error:
         build_run_config("data", config_file=str(config_file))
-    assert str(error.value) == f"{config_file}: data config: intensity must be one of percentiles, ranks. Received: 'zscore'"
+    assert str(error.value) == f"{config_file}: data config: intensity must be one of percentiles, ranks, landmarks. Received: 'zscore'"
 
 
 def test_unknown_recipe_names_the_known_ones():
