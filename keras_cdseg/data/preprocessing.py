@@ -42,8 +42,9 @@ RANK_TABLE_SIZE = 65536
 # percentile rule's value at each rank, averaged over volumes (the mean of the CT mean and the MR mean over
 # the 34 scans of ../shared/data/abdomen_ct_mr, rounded to 0.01). Plain ranks put every organ into the top
 # tenth of [0, 1] (most voxels are air, fat or background); this curve spreads them as percentiles do.
-# Nyul & Udupa's histogram standardisation, with one reference for every modality. Changing it changes
-# prepared arrays: bump keras_cdseg.data.cache.CACHE_FORMAT.
+# Nyul & Udupa's histogram standardisation, with one reference for every modality. Models trained with the
+# rule depend on these exact values (model.json records only the rule's name), so a different curve needs a
+# new rule name, not an edit here.
 REFERENCE_LANDMARKS = (
     (0.0, 0.0), (0.3, 0.01), (0.4, 0.03), (0.5, 0.06), (0.6, 0.14), (0.7, 0.22), (0.8, 0.33), (0.85, 0.39),
     (0.9, 0.47), (0.925, 0.53), (0.95, 0.65), (0.975, 0.86), (0.99, 0.97), (1.0, 1.0),
@@ -62,7 +63,7 @@ class VolumeGeometry:
         target_spacing_mm: float. In-plane pixel size of the prepared slices.
         image_size: int. In-plane size of the prepared slices.
         intensity_range: (float, float). The clip limits (input units) mapped to 0 and 1 (informative only
-            under "ranks").
+            under "ranks" and "landmarks").
         rank_knots: tuple of floats. Under `DataConfig.intensity = "ranks"` or "landmarks", the volume's
             intensity quantiles at ranks 0, 1/(K-1), ..., 1 (`rank_knots`); empty for "percentiles".
         rank_landmarks: tuple of (rank, value) pairs. Under "landmarks", the curve ranks are mapped through
