@@ -31,6 +31,10 @@ def organ_medians(image, label, values, config):
             for organ, value in values.items() if np.any(prepared.label == value)}  # fmt: skip
 
 
+def _cell(cell):
+    return f"{cell['mean']:.2f} ± {cell['sd']:.2f}" if cell["n"] else "not labelled"
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data_dir")
@@ -61,21 +65,23 @@ def main():
                                      for rule, config in configs.items()}})  # fmt: skip
 
     summary = {}
-    print("| rule | group | " + " | ".join(ORGANS) + " |")
-    print("|---|---|" + "---|" * len(ORGANS))
+    organs = [organ for organ in ORGANS if organ in organ_values]
+    print("| rule | group | " + " | ".join(organs) + " |")
+    print("|---|---|" + "---|" * len(organs))
     for rule in INTENSITY_RULES:
         for group in sorted({row["modality"] for row in rows if row["modality"] != "real CT"}):
             medians = [row["medians"][rule] for row in rows if row["modality"] == group]
             cells = {}
-            for organ in ORGANS:
+            for organ in organs:
                 found = [m[organ] for m in medians if organ in m]
-                cells[organ] = {"mean": float(np.mean(found)), "sd": float(np.std(found)), "n": len(found)}
+                cells[organ] = ({"mean": float(np.mean(found)), "sd": float(np.std(found)), "n": len(found)}
+                                if found else {"n": 0})  # fmt: skip
             summary.setdefault(rule, {})[group] = cells
             print(f"| {rule} | {group} ({len(medians)}) | "
-                  + " | ".join(f"{cells[o]['mean']:.2f} ± {cells[o]['sd']:.2f}" for o in ORGANS) + " |")  # fmt: skip
+                  + " | ".join(_cell(cells[o]) for o in organs) + " |")  # fmt: skip
         for row in rows:
             if row["modality"] == "real CT":
-                print(f"| {rule} | {row['case_id']} | " + " | ".join(f"{row['medians'][rule][o]:.2f}" for o in ORGANS) + " |")
+                print(f"| {rule} | {row['case_id']} | " + " | ".join(f"{row['medians'][rule][o]:.2f}" for o in organs) + " |")
     if args.out:
         Path(args.out).write_text(json.dumps({"data_dir": args.data_dir, "image_size": 128, "target_spacing_mm": 2.5,
                                               "summary": summary, "cases": rows}, indent=1) + "\n")  # fmt: skip

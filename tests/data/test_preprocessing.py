@@ -1,6 +1,8 @@
 """prepare_volume and its inverses: orientation, intensity rule, resampling, pad/crop, round trips."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -346,3 +348,22 @@ def test_context_slices_replicate_edges():
     stack = context_stack(volume, np.array([0, 4, 2]), 1)
     assert stack.shape == (3, 3, 4, 3)
     np.testing.assert_array_equal(stack[:, 0, 0], [[0, 0, 1], [3, 4, 4], [1, 2, 3]])
+
+
+def test_organ_intensities_by_rule_script_shows_which_rules_a_window_leaves_alone(tiny_dataset, tmp_path):
+    """scripts/organ_intensities_by_rule.py: per rule, where the organs sit, without a model."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "organ_intensities_by_rule.py"
+    out = tmp_path / "organs.json"
+    command = [sys.executable, str(script), str(tiny_dataset), "--real-ct", str(REAL_CT),
+               "--real-ct-labels", str(REAL_CT_ORGANS), "--out", str(out)]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert set(result["summary"]) == {"percentiles", "ranks", "landmarks"}
+    assert set(result["summary"]["ranks"]) == {"CT", "MR"} and result["summary"]["ranks"]["CT"]["liver"]["n"] == 2
+    real = {row["case_id"]: row["medians"] for row in result["cases"] if row["modality"] == "real CT"}
+    stored, windowed = real["real CT, full-range"], real["real CT, windowed"]
+    for rule in ("ranks", "landmarks"):
+        assert stored[rule]["liver"] == pytest.approx(windowed[rule]["liver"], abs=0.01)
+    assert stored["percentiles"]["liver"] - windowed["percentiles"]["liver"] > 0.3
+    assert "| landmarks | real CT, windowed |" in done.stdout
