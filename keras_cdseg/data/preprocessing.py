@@ -49,6 +49,8 @@ REFERENCE_LANDMARKS = (
     (0.0, 0.0), (0.3, 0.01), (0.4, 0.03), (0.5, 0.06), (0.6, 0.14), (0.7, 0.22), (0.8, 0.33), (0.85, 0.39),
     (0.9, 0.47), (0.925, 0.53), (0.95, 0.65), (0.975, 0.86), (0.99, 0.97), (1.0, 1.0),
 )
+# The `DataConfig.intensity` rules built on ranks, with the curve each maps ranks through (none for "ranks").
+RANK_RULE_LANDMARKS = {"ranks": (), "landmarks": REFERENCE_LANDMARKS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,8 +242,8 @@ def volume_geometry(image, config):
         target_spacing_mm=float(config.target_spacing_mm),
         image_size=int(config.image_size),
         intensity_range=intensity_limits(data, config.clip_percentiles),
-        rank_knots=rank_knots(data) if config.intensity in ("ranks", "landmarks") else (),
-        rank_landmarks=REFERENCE_LANDMARKS if config.intensity == "landmarks" else (),
+        rank_knots=rank_knots(data) if config.intensity in RANK_RULE_LANDMARKS else (),
+        rank_landmarks=RANK_RULE_LANDMARKS.get(config.intensity, ()),
     )
 
 

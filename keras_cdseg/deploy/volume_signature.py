@@ -31,7 +31,7 @@ clients that want it run `keras_cdseg.inference.postprocessing.keep_largest_comp
 which classes); `voxel_counts` / `volumes_ml` describe the labels as returned.
 """
 
-from keras_cdseg.data.preprocessing import RANK_KNOTS, RANK_TABLE_SIZE, REFERENCE_LANDMARKS
+from keras_cdseg.data.preprocessing import RANK_KNOTS, RANK_RULE_LANDMARKS, RANK_TABLE_SIZE
 
 VOLUME_SIGNATURE_NAME = "segment_volume"
 VOLUME_INT16_SIGNATURE_NAME = "segment_volume_int16"
@@ -133,8 +133,8 @@ def prepare_canonical(volume, spacing_mm, data_config, max_samples):
     size = int(data_config.image_size)
     target = float(data_config.target_spacing_mm)
     slices = tf.transpose(volume, [2, 0, 1])  # [S, n0, n1], slice-first as prepare_slices
-    if data_config.intensity in ("ranks", "landmarks"):
-        landmarks = REFERENCE_LANDMARKS if data_config.intensity == "landmarks" else ()
+    if data_config.intensity in RANK_RULE_LANDMARKS:
+        landmarks = RANK_RULE_LANDMARKS[data_config.intensity]
         normalised = ranks_of(slices, rank_knots(volume, max_samples), landmarks)
     else:
         low, high = intensity_limits(volume, data_config.clip_percentiles, max_samples)
