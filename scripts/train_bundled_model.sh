@@ -17,7 +17,7 @@ SOURCE=../shared/data/abdomen_ct_mr
 DATA=${1:-/work/data/abdomen}
 RUN=${2:-runs/bundled_model}
 CONFIG=scripts/bundled_model.yaml
-BENCHMARK=docs/results/real_abdomen_5000
+BENCHMARK=docs/results/real_abdomen_5000_landmarks  # the folds of this config (v5 and earlier: real_abdomen_5000)
 
 if [ ! -f "$DATA/dataset.json" ]; then
   cdseg preprocess "$SOURCE/ct" "$SOURCE/mr" "$DATA" --modality CT --modality MR \
