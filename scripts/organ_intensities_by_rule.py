@@ -13,8 +13,6 @@ kidney 3, spleen 1), as in scripts/check_real_ct_across_models.sh. No model is i
 """
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +44,7 @@ def main():
     from keras_cdseg.config import INTENSITY_RULES, DataConfig
     from keras_cdseg.data.dataset import load_dataset
     from keras_cdseg.data.nifti_io import Volume, load_image, load_label
+    from keras_cdseg.io_utils import write_json_atomic
 
     index = load_dataset(args.data_dir)
     configs = {rule: DataConfig(image_size=128, target_spacing_mm=2.5, intensity=rule) for rule in INTENSITY_RULES}
@@ -83,8 +82,8 @@ def main():
             if row["modality"] == "real CT":
                 print(f"| {rule} | {row['case_id']} | " + " | ".join(f"{row['medians'][rule][o]:.2f}" for o in organs) + " |")
     if args.out:
-        Path(args.out).write_text(json.dumps({"data_dir": args.data_dir, "image_size": 128, "target_spacing_mm": 2.5,
-                                              "summary": summary, "cases": rows}, indent=1) + "\n")  # fmt: skip
+        write_json_atomic(args.out, {"data_dir": args.data_dir, "image_size": 128, "target_spacing_mm": 2.5,
+                                     "summary": summary, "cases": rows})  # fmt: skip
         print(f"wrote {args.out}")
 
 
