@@ -121,11 +121,16 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
     else:  # the same prediction, through the quality probe (one pass; see keras_cdseg.inference.quality)
         from keras_cdseg.inference.quality.assess import assess_volume
 
+        from keras_cdseg.inference.quality.anatomy import organ_summary
+
         probe, estimator, perturbations = quality_tools
         prediction, signals, unavailable, quality_seconds = assess_volume(
             probe, volume, card.data_config, largest_component_classes, batch_size, perturbations,
             with_probabilities="probabilities" in staged,
         )  # fmt: skip
+        start = time.perf_counter()
+        organs = organ_summary(prediction.labels, volume.affine, card.labels)
+        quality_seconds += time.perf_counter() - start
     seconds.update(prediction.seconds)
     start = time.perf_counter()
     if case.kind == "nifti":
@@ -137,7 +142,7 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
     if "preview" in staged:
         from keras_cdseg.deploy.preview import save_preview
 
-        quality = estimator.estimate(signals, unavailable) if quality_tools is not None else None  # for the caption
+        quality = estimator.estimate(signals, unavailable, organs) if quality_tools is not None else None  # caption
         save_preview(staged["preview"], volume.data, prediction.labels, volume.affine, card.class_names, case.case_id,
                      quality=quality)  # fmt: skip
     if "dicom_seg" in staged:
@@ -157,7 +162,7 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
         "seconds": {k: round(v, 4) for k, v in seconds.items()},
     }
     if quality_tools is not None:
-        stats["quality"] = {**estimator.estimate(signals, unavailable), "seconds": round(quality_seconds, 4)}
+        stats["quality"] = {**estimator.estimate(signals, unavailable, organs), "seconds": round(quality_seconds, 4)}
     return stats
 
 

@@ -81,7 +81,7 @@ def iter_model_case_pairs(predictor, cases, dataset_labels, batch_size=16, with_
         record = None
         if quality:  # the same prediction, through the quality probe (post-processing is left to evaluation)
             prediction, record = predict_with_quality(probe, estimator, image, card.data_config, batch_size,
-                                                      card.largest_component_classes)  # fmt: skip
+                                                      card.largest_component_classes, card.labels)  # fmt: skip
         else:
             prediction = predict_volume(predictor, image, card.data_config, largest_component_classes=(),
                                         batch_size=batch_size)  # fmt: skip

@@ -63,7 +63,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     if not folds:
         raise InputError(out_dir, f"not a cross-domain results directory (no {FOLDS_FILE})")
     started = time.perf_counter()
-    samples, used, labels, reference_by_fold = [], [], None, {}
+    samples, used, labels, reference_by_fold, organ_reference = [], [], None, {}, []
     for fold in folds:
         kept = fold_samples(out_dir, fold["fold"], variant, degradations, perturbations, log)
         if kept is None:
@@ -74,6 +74,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
         labels = kept["labels"]
         samples.extend({**sample, "fold": fold["fold"]} for sample in kept["samples"])
         reference_by_fold[fold["fold"]] = kept["reference_volumes_ml"]
+        organ_reference.extend(organ_reference_volumes(out_dir, fold["fold"], kept, labels, log))
         used.append(fold["fold"])
     if not used:
         raise InputError(out_dir, f"no fold of {variant!r} has a {FOLD_FILE} made with today's settings and prediction path, "
@@ -84,7 +85,7 @@ def calibrate_from_folds(out_dir, variant="method", degradations=CALIBRATION, pe
     checked = cross_validate_estimate(samples, reference_by_fold) if len(used) > 1 else None
     reference = [volume for volumes in reference_by_fold.values() for volume in volumes]
     record = quality_record(samples, reference, labels, degradations, perturbations, time.perf_counter() - started,
-                            source=source, cross_validation=checked)  # fmt: skip
+                            organ_reference_volumes=organ_reference, source=source, cross_validation=checked)  # fmt: skip
     log(f"quality calibration from {len(used)} fold(s): {record['num_cases']} scans, {len(samples)} samples, "
         f"{record['model']['num_failures']} failures (Dice < 0.5)")  # fmt: skip
     if checked:
@@ -207,9 +208,11 @@ def kept_or_measured(out_dir, fold, file_name, settings, log, measure):
 
 
 def _measure_fold(train_dir, fold_dir, degradations, perturbations, log, prefix):
-    """`{"labels", "samples", "reference_volumes_ml"}` of one fold's model on the fold's test scans."""
+    """`{"labels", "samples", "reference_volumes_ml", "organ_reference_volumes_ml"}` of one fold's model on the
+    fold's test scans (the samples with their organ-level results, `assess.measure_samples`)."""
     from keras_cdseg.data.dataset import load_dataset
     from keras_cdseg.data.nifti_io import load_image, load_label
+    from keras_cdseg.inference.quality.anatomy import label_volumes_ml
     from keras_cdseg.inference.quality.assess import liver_only, measure_samples, voxel_volume_ml
     from keras_cdseg.inference.quality.estimate import DISCRIMINATOR_FILE, load_discriminator, organ_value_of
     from keras_cdseg.inference.quality.signals import QualityProbe
@@ -221,15 +224,36 @@ def _measure_fold(train_dir, fold_dir, degradations, perturbations, log, prefix)
     allowed, organ_value = set(run.labels.values()), organ_value_of(run.labels)
     probe = QualityProbe(None, organ_value, generator=load_generator(run.generator_path("best")),
                          discriminator=load_discriminator(Path(train_dir) / DISCRIMINATOR_FILE))  # fmt: skip
-    reference = []
+    reference, organ_reference = [], []
 
     def cases():
         for case in index.test:
             label = load_label(case.label, allowed_values=allowed)
             reference.append(np.count_nonzero(np.asarray(label.data) == organ_value) * voxel_volume_ml(label.affine))
+            organ_reference.append(label_volumes_ml(label.data, label.affine, run.labels))
             yield case.case_id, load_image(case.image), np.asarray(label.data)
 
     log(f"{prefix} on its {len(index.test)} test scans x {1 + len(degradations)} variants")
     samples = measure_samples(probe, cases(), run.config.data, degradations, perturbations, liver_only(run.labels),
-                              log=log)  # fmt: skip
-    return {"labels": dict(run.labels), "samples": samples, "reference_volumes_ml": reference}
+                              log=log, class_labels=run.labels)  # fmt: skip
+    return {"labels": dict(run.labels), "samples": samples, "reference_volumes_ml": reference,
+            "organ_reference_volumes_ml": organ_reference}  # fmt: skip
+
+
+def organ_reference_volumes(out_dir, fold, kept, labels, log):
+    """Every organ's reference volumes of a fold's test scans: kept in its fold file, or read from the fold's
+    test labels (fold files written before the organ-level checks lack them); [] when neither is there."""
+    from keras_cdseg.data.dataset import load_dataset
+    from keras_cdseg.data.nifti_io import load_label
+    from keras_cdseg.inference.quality.anatomy import label_volumes_ml
+
+    if kept.get("organ_reference_volumes_ml") is not None:
+        return kept["organ_reference_volumes_ml"]
+    try:
+        index = load_dataset(fold_data_dir(out_dir, fold))
+        allowed = set(int(v) for v in labels.values())
+        return [label_volumes_ml(label.data, label.affine, labels)
+                for label in (load_label(case.label, allowed_values=allowed) for case in index.test)]  # fmt: skip
+    except (InputError, OSError) as e:
+        log(f"fold {fold}: no organ reference volumes ({e}); the organ-level volume check leaves its scans out")
+        return []

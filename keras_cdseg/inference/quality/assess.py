@@ -68,14 +68,18 @@ def dice_of(mask_gt, mask_pred):
 
 
 def measure_samples(probe, cases, data_config, degradations=CALIBRATION, perturbations=True,
-                    largest_component_classes=(1,), batch_size=16, log=None):  # fmt: skip
+                    largest_component_classes=(1,), batch_size=16, log=None, class_labels=None):  # fmt: skip
     """Signals and measured Dice of every case, clean and under every degradation.
 
     Args:
         cases: iterable of `(case_id, image Volume, label array)`.
+        class_labels: dict name -> value, or None. When given, each sample also holds `organs` (the
+            `anatomy.organ_summary` of its label map with every single-component organ reduced to its largest
+            component, as `cdseg predict` writes it) and `organ_dice` (name -> Dice of that map), so the
+            organ-level checks can be measured; they never enter the estimate's fit.
 
     Returns:
-        list of `{"case_id", "degradation", "dice", "signals"}`.
+        list of `{"case_id", "degradation", "dice", "signals"}` (+ `organs`, `organ_dice`).
     """
     plain = _plain(probe)
     samples = []
@@ -87,13 +91,29 @@ def measure_samples(probe, cases, data_config, degradations=CALIBRATION, perturb
             dice = dice_of(np.asarray(label_d) == probe.organ_value, prediction.labels == probe.organ_value)
             name = "none" if degradation is None else degradation.name
             samples.append({"case_id": case_id, "degradation": name, "dice": round(dice, 5), "signals": signals})
+            if class_labels:
+                samples[-1].update(_organ_results(prediction.labels, np.asarray(label_d), volume.affine, class_labels))
             if log is not None:
                 log(f"quality calibration: {case_id} {name}: Dice {dice:.3f}")
     return samples
 
 
+def _organ_results(predicted, reference, affine, class_labels):
+    """`{"organs", "organ_dice"}` of a predicted label map against its reference (see `measure_samples`)."""
+    from keras_cdseg.inference.postprocessing import keep_largest_component
+    from keras_cdseg.inference.quality.anatomy import organ_summary
+    from keras_cdseg.model_card import default_largest_component_classes
+
+    single = list(default_largest_component_classes(class_labels))
+    written = keep_largest_component(predicted, connectivity=26, classes=single) if single else predicted
+    dice = {name: round(dice_of(reference == int(value), written == int(value)), 5)
+            for name, value in class_labels.items() if int(value) != 0}  # fmt: skip
+    return {"organs": organ_summary(written, affine, class_labels), "organ_dice": dice}
+
+
 def calibrate_generator(generator, discriminator, cases, data_config, labels, reference_volumes_ml,
-                        degradations=CALIBRATION, perturbations=True, batch_size=16, log=None):  # fmt: skip
+                        degradations=CALIBRATION, perturbations=True, batch_size=16, log=None,
+                        organ_reference_volumes=None):  # fmt: skip
     """The quality.json record of a generator, calibrated on `cases` and their degraded copies.
 
     Args:
@@ -101,6 +121,8 @@ def calibrate_generator(generator, discriminator, cases, data_config, labels, re
         cases: list of `(case_id, image Volume, label array)` (validation cases; never the training cases).
         labels: dict name -> value of the model's classes.
         reference_volumes_ml: organ volumes (mL) of reference segmentations (the plausibility range).
+        organ_reference_volumes: list of `anatomy.label_volumes_ml` dicts of reference segmentations (every
+            organ's plausibility range), or None.
     """
     organ_value = organ_value_of(labels)
     probe = QualityProbe(None, organ_value, generator=generator, discriminator=discriminator)
@@ -108,7 +130,7 @@ def calibrate_generator(generator, discriminator, cases, data_config, labels, re
     largest = liver_only(labels)
     samples = measure_samples(probe, cases, data_config, degradations, perturbations, largest, batch_size, log)
     return quality_record(samples, reference_volumes_ml, labels, degradations, perturbations,
-                          time.perf_counter() - started)  # fmt: skip
+                          time.perf_counter() - started, organ_reference_volumes=organ_reference_volumes)  # fmt: skip
 
 
 def liver_only(labels):
@@ -116,13 +138,20 @@ def liver_only(labels):
     return (int(labels["liver"]),) if "liver" in labels else ()
 
 
-def quality_record(samples, reference_volumes_ml, labels, degradations, perturbations, seconds, **extra):
+def quality_record(samples, reference_volumes_ml, labels, degradations, perturbations, seconds,
+                   organ_reference_volumes=None, **extra):  # fmt: skip
     """The quality.json record: `samples` (of `measure_samples`) fitted into the estimate's model.
 
-    `extra` fields (e.g. where the samples came from) are added to the record.
+    `organ_reference_volumes` (a list of `anatomy.label_volumes_ml` dicts) gives `organ_volume_references`,
+    every organ's plausibility range for the organ-level checks. The samples' organ-level results stay out
+    of the record (they are for measuring those checks, not for the fit). `extra` fields (e.g. where the
+    samples came from) are added to the record.
     """
+    from keras_cdseg.inference.quality.anatomy import organ_volume_references
+
     organ_value = organ_value_of(labels)
     reference = volume_reference(reference_volumes_ml)
+    samples = [{k: v for k, v in sample.items() if k not in ("organs", "organ_dice")} for sample in samples]
     organ_name = next((n for n, v in labels.items() if int(v) == organ_value), str(organ_value))
     return {
         "format": QUALITY_FORMAT,
@@ -133,6 +162,7 @@ def quality_record(samples, reference_volumes_ml, labels, degradations, perturba
         "perturbations": bool(perturbations),
         "num_cases": len({s["case_id"] for s in samples}),
         "volume_reference": reference,
+        "organ_volume_references": organ_volume_references(organ_reference_volumes or []) or None,
         "model": fit_quality_model(samples, reference),
         "samples": samples,
         "seconds": round(seconds, 1),
@@ -158,6 +188,7 @@ def calibrate_run(run_dir, discriminator=None, max_cases=MAX_CALIBRATION_CASES, 
     from keras_cdseg.data.nifti_io import load_image, load_label
     from keras_cdseg.models.saving import load_generator
     from keras_cdseg.errors import InputError
+    from keras_cdseg.inference.quality.anatomy import label_volumes_ml
     from keras_cdseg.io_utils import write_json_atomic
     from keras_cdseg.run_dir import load_run
 
@@ -180,13 +211,14 @@ def calibrate_run(run_dir, discriminator=None, max_cases=MAX_CALIBRATION_CASES, 
             image = load_image(by_id[case_id].image)
             yield case_id, image, np.asarray(load_label(by_id[case_id].label, allowed_values=allowed).data)
 
-    reference = []
+    reference, organ_reference = [], []
     for case_id in [c for c in split.get("train", []) if c in by_id][:30] + val_ids:
         label = load_label(by_id[case_id].label, allowed_values=allowed)
         reference.append(np.count_nonzero(np.asarray(label.data) == organ_value) * voxel_volume_ml(label.affine))
+        organ_reference.append(label_volumes_ml(label.data, label.affine, run.labels))
     log(f"quality calibration on {len(val_ids)} validation case(s) x {1 + len(CALIBRATION)} variants")
     record = calibrate_generator(generator, discriminator, cases(), run.config.data, run.labels, reference,
-                                 perturbations=perturbations)  # fmt: skip
+                                 perturbations=perturbations, organ_reference_volumes=organ_reference)  # fmt: skip
     write_json_atomic(Path(run_dir) / QUALITY_JSON, record)
     model = record["model"]
     log(f"quality calibration: {model['num_samples']} samples, {model['num_failures']} failures "
@@ -229,23 +261,32 @@ def export_quality_assets(run_dir, version_dir, log=None, calibrate=True):
     if record is None:
         return {"calibrated": False, "reason": reason, **result}
     shutil.copy2(run_dir / QUALITY_JSON, version_dir / QUALITY_JSON)
-    return {"calibrated": True, "file": QUALITY_JSON, **result, "organ": record["organ"],
-            "failure_dice": record["failure_dice"], "volume_reference": record["volume_reference"],
-            "model": record["model"]}  # fmt: skip
+    return {**quality_card(record), **result}
 
 
-def predict_with_quality(probe, estimator, volume, data_config, batch_size=16, postprocess_classes=()):
+def quality_card(record):
+    """model.json's `quality` of a calibrated model: what of its quality.json `record` a reader of the card needs."""
+    return {"calibrated": True, "file": QUALITY_JSON, "organ": record["organ"], "failure_dice": record["failure_dice"],
+            "volume_reference": record["volume_reference"],
+            "organ_volume_references": record.get("organ_volume_references"), "model": record["model"]}  # fmt: skip
+
+
+def predict_with_quality(probe, estimator, volume, data_config, batch_size=16, postprocess_classes=(),
+                         class_labels=None):  # fmt: skip
     """`(prediction without post-processing, quality record)` for model-based evaluation.
 
     The prediction's labels are left as the network made them (evaluation applies its own post-processing);
-    the organ volume of the record is measured after the model's own largest-component step, as in
-    `cdseg predict`.
+    the organ volume of the record, and the organ-level checks when `class_labels` (name -> value) are
+    given, are measured after the model's own largest-component step, as in `cdseg predict`.
     """
     from keras_cdseg.inference.postprocessing import keep_largest_component
+    from keras_cdseg.inference.quality.anatomy import organ_summary
 
     prediction, signals, unavailable, _ = assess_volume(probe, volume, data_config, (), batch_size)
+    processed = prediction.labels
     if postprocess_classes:
         processed = keep_largest_component(prediction.labels, connectivity=26, classes=list(postprocess_classes))
         num_voxels = int(np.count_nonzero(processed == probe.organ_value))
         signals["organ_volume_ml"] = num_voxels * voxel_volume_ml(volume.affine)
-    return prediction, estimator.estimate(signals, unavailable)
+    organs = organ_summary(processed, volume.affine, class_labels) if class_labels else None
+    return prediction, estimator.estimate(signals, unavailable, organs)

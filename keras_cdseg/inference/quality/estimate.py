@@ -2,9 +2,11 @@
 
     quality = {"verdict": "ok" | "review" | "fail", "estimated_dice", "failure_probability",
                "warnings": [{"code", "level", "reason"}], "notes": [...], "signals": {...},
-               "unavailable": {signal: why}, "typical_ranges": {signal: [low, high]}, "flags", "flagged"}
+               "unavailable": {signal: why}, "typical_ranges": {signal: [low, high]}, "flags", "flagged",
+               "organs": {name: {"volume_ml", "centroid_mm"}}   (when the label map's organs were given)}
 
-The verdict and its warnings come from `triage.judge` (see there and docs/quality.md). Notes never change
+The verdict and its warnings come from `triage.judge` (see there and docs/quality.md), with the organ-level
+checks of `anatomy.py` when the caller passes the prediction's `organ_summary`. Notes never change
 the verdict: `critic_unavailable`, `feature_shift_unavailable`, `agreement_unavailable` (the signal is
 absent, value None). `typical_ranges` are the signals' ranges on the model's clean calibration cases.
 Kept for one release: `flags` (warning codes, then notes) and `flagged` (verdict == "fail"; what
@@ -18,6 +20,7 @@ Assets beside a model (written by `cdseg train` into the run and copied by `cdse
 import json
 from pathlib import Path
 
+from keras_cdseg.inference.quality.anatomy import anatomy_warnings
 from keras_cdseg.inference.quality.calibration import (
     FAILURE_DICE,
     FEATURE_SOURCES,
@@ -61,8 +64,19 @@ class QualityEstimator:
                                                     stored.get("l2", 1.0))  # fmt: skip
         return self._models[names]
 
-    def estimate(self, signals, unavailable=None):
-        """The quality record (see the module docstring) of one case's `signals`."""
+    @property
+    def organ_references(self):
+        """`{organ: volume reference}` of every organ the calibration's reference segmentations hold, or None."""
+        return (self.calibration or {}).get("organ_volume_references")
+
+    def estimate(self, signals, unavailable=None, organs=None):
+        """The quality record (see the module docstring) of one case's `signals`.
+
+        Args:
+            signals: the probe's signals of the case.
+            unavailable: `{signal: why}` for signals the predictor cannot compute.
+            organs: `anatomy.organ_summary` of the predicted label map, or None to skip the organ-level checks.
+        """
         unavailable = dict(unavailable or {})
         if signals.get("agreement") is None and "agreement" not in unavailable:
             unavailable["agreement"] = "not requested (--quality-perturbations)"
@@ -74,10 +88,15 @@ class QualityEstimator:
         if self.calibration is not None:
             dice, failure = apply_quality_model(self.model_for(unavailable), signals, self.reference)
             record["estimated_dice"], record["failure_probability"] = round(dice, 4), round(failure, 4)
+        # The estimate's own organ has its volume judged by `judge` against `self.reference`.
+        organ_warnings = anatomy_warnings(organs, self.organ_references, skip_volume=(self.organ_name,)) if organs else []
         record["verdict"], warnings = judge(record["estimated_dice"], record["failure_probability"], signals,
-                                            self.reference, self.calibration is not None, self.organ_name)  # fmt: skip
+                                            self.reference, self.calibration is not None, self.organ_name,
+                                            organ_warnings)  # fmt: skip
         record.update({"warnings": warnings, "notes": notes, "signals": _rounded(signals), "unavailable": unavailable,
                        "typical_ranges": self._typical_ranges})  # fmt: skip
+        if organs:
+            record["organs"] = organs
         record["flags"] = [w["code"] for w in warnings] + notes
         record["flagged"] = record["verdict"] == "fail"
         return record

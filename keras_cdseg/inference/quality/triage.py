@@ -8,6 +8,8 @@
       review  low_estimated_dice    estimated Dice below REVIEW_DICE
       review  unusual_volume        organ volume outside the reference range (smallest..largest)
       review  no_calibration        the model has no calibration (quality.json): nothing says the case is ok
+    and the organ-level warnings of `anatomy.py` (organ_not_found, implausible_organ_volume, organs_on_wrong_side,
+    upside_down: review; mirrored_anatomy: fail), passed in by the estimator.
     notes (never change the verdict): critic_unavailable, feature_shift_unavailable, agreement_unavailable
 
 REVIEW_DICE is fixed, not fitted: a liver below Dice 0.8 has contours a reader sees are wrong, and the +59 %
@@ -52,7 +54,8 @@ def looks_like_label_map(distinct_values, nonnegative_integers):
     return distinct_values is not None and bool(nonnegative_integers) and distinct_values <= LABEL_MAP_MAX_VALUES
 
 
-def judge(estimated_dice, failure_probability, signals, reference=None, calibrated=True, organ_name="organ"):
+def judge(estimated_dice, failure_probability, signals, reference=None, calibrated=True, organ_name="organ",
+          more_warnings=()):
     """`(verdict, warnings)`: warnings are `{"code", "level", "reason"}` dicts, most severe first.
 
     Args:
@@ -61,6 +64,7 @@ def judge(estimated_dice, failure_probability, signals, reference=None, calibrat
         reference: the calibration's volume reference (`min_ml`, `max_ml`) or None.
         calibrated: bool. False when the model has no quality.json.
         organ_name: str. Names the organ in the reasons.
+        more_warnings: warnings found elsewhere (`anatomy.anatomy_warnings`), judged with these.
     """
     warnings = []
 
@@ -85,6 +89,7 @@ def judge(estimated_dice, failure_probability, signals, reference=None, calibrat
         warn("low_estimated_dice", f"estimated Dice below {REVIEW_DICE:.2f}")
     if not calibrated:
         warn("no_calibration", "the model has no quality calibration")
+    warnings.extend(more_warnings)
     warnings.sort(key=lambda w: w["level"] != "fail")
     verdict = warnings[0]["level"] if warnings else "ok"
     return verdict, warnings

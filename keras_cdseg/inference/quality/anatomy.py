@@ -1,0 +1,120 @@
+"""Organ-level checks of a label map: every organ found, of a plausible size, on its own side of the body.
+
+The quality estimate judges one organ (the liver). A scan can pass it while another organ is wrong: in the
+cross-domain benchmark a fold model missed both kidneys of a BTCV CT (atrophic, 10 mL each) and the spleen of
+a CHAOS MR (as dark as its liver) while the liver was fine. These checks look at every organ of the model,
+from its volume and its centroid in world (RAS) coordinates, at no cost beyond the label map:
+
+    code                      level   when
+    organ_not_found           review  an organ of the model has no voxel while others have (removed, outside
+                                      the scan, or missed)
+    implausible_organ_volume  review  an organ other than the estimate's is below half the smallest or above
+                                      twice the largest volume of the model's reference segmentations
+    organs_on_wrong_side      review  one pair of the model's right/left organs is reversed
+    mirrored_anatomy          fail    every pair (at least two) is reversed: the image is mirrored (a wrong
+                                      orientation in the header), so every right/left label is wrong
+    upside_down               review  the liver and spleen lie below the kidneys: slices in reversed order or
+                                      a wrong header; the labels may still match the voxels
+
+Pairs and heights apply to the organs the model has by these names (`RIGHT_LEFT_PAIRS`, `ABOVE_KIDNEYS`); on
+the 34 real scans of ../shared/data/abdomen_ct_mr and the full-range CT of ../shared/data/real, the reference
+labels put the liver 117-211 mm right of the spleen, the right kidney 94-187 mm right of the left one, and the
+liver 22-103 mm and the spleen 28-97 mm above the mean of the kidneys (centroids; scripts/organ_anatomy_reference.py,
+docs/results/organ_anatomy_reference.json), so a reversed sign is not a matter of body size. Situs inversus
+(about 1 in 10 000) is flagged too, which a reader resolves.
+"""
+
+import numpy as np
+
+# (organ on the patient's right, organ on the patient's left), by class name.
+RIGHT_LEFT_PAIRS = (("liver", "spleen"), ("right_kidney", "left_kidney"))
+# Organs whose centroids lie above (superior to) those of the kidneys.
+ABOVE_KIDNEYS = (("liver", "spleen"), ("right_kidney", "left_kidney"))
+ANATOMY_WARNINGS = {"organ_not_found": "review", "implausible_organ_volume": "review",
+                    "organs_on_wrong_side": "review", "mirrored_anatomy": "fail", "upside_down": "review"}  # fmt: skip
+
+
+def organ_summary(labels, affine, class_labels):
+    """`{name: {"volume_ml", "centroid_mm"}}` of every foreground class (centroid None for an empty class).
+
+    Args:
+        labels: integer label map on the grid of `affine`.
+        affine: 4×4 voxel → world (RAS, mm) matrix.
+        class_labels: dict name -> value; background (0) is skipped.
+    """
+    labels = np.asarray(labels)
+    affine = np.asarray(affine, dtype=np.float64)
+    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
+    indices = np.nonzero(labels)
+    values = labels[indices].astype(np.int64)
+    size = max([int(v) for v in class_labels.values()] + [0]) + 1
+    counts = np.bincount(values, minlength=size)
+    index_sums = np.stack([np.bincount(values, weights=i.astype(np.float64), minlength=size) for i in indices], 1)
+    summary = {}
+    for name, value in class_labels.items():
+        value = int(value)
+        if value == 0:
+            continue
+        count = int(counts[value]) if value < counts.size else 0
+        centroid = None
+        if count:
+            world = affine[:3, :3] @ (index_sums[value] / count) + affine[:3, 3]
+            centroid = [round(float(c), 2) for c in world]
+        summary[name] = {"volume_ml": round(count * voxel_ml, 3), "centroid_mm": centroid}
+    return summary
+
+
+def label_volumes_ml(labels, affine, class_labels):
+    """`{name: volume (mL)}` of every foreground class of a (reference) label map."""
+    return {name: organ["volume_ml"] for name, organ in organ_summary(labels, affine, class_labels).items()}
+
+
+def organ_volume_references(volumes_by_case):
+    """`{name: calibration.volume_reference}` from a list of `label_volumes_ml` dicts (reference segmentations)."""
+    from keras_cdseg.inference.quality.calibration import volume_reference
+
+    names = sorted({name for volumes in volumes_by_case for name in volumes})
+    references = {name: volume_reference([volumes.get(name) for volumes in volumes_by_case]) for name in names}
+    return {name: reference for name, reference in references.items() if reference is not None}
+
+
+def anatomy_warnings(organs, references=None, skip_volume=()):
+    """Warnings (`{"code", "level", "reason"}`) of the checks in the module docstring.
+
+    Args:
+        organs: `organ_summary` of the predicted label map.
+        references: `{name: {"min_ml", "max_ml", ...}}` (`organ_volume_references`) or None.
+        skip_volume: organ names whose volume is judged elsewhere (the quality estimate's organ).
+    """
+    warnings = []
+
+    def warn(code, reason):
+        warnings.append({"code": code, "level": ANATOMY_WARNINGS[code], "reason": reason})
+
+    found = {name: organ for name, organ in organs.items() if organ["volume_ml"] > 0}
+    if not found:
+        return warnings  # nothing predicted at all: triage's empty_prediction says so
+    for name in sorted(set(organs) - set(found)):
+        warn("organ_not_found", f"{name} not found (removed, outside the scan, or missed)")
+    for name, organ in found.items():
+        reference = (references or {}).get(name)
+        if name in skip_volume or not reference:
+            continue
+        low, high = reference["min_ml"], reference["max_ml"]
+        if not low / 2 <= organ["volume_ml"] <= high * 2:
+            warn("implausible_organ_volume",
+                 f"{name} {organ['volume_ml']:.0f} mL is implausible (reference {low:.0f}-{high:.0f} mL)")  # fmt: skip
+    pairs = [(right, left) for right, left in RIGHT_LEFT_PAIRS if right in found and left in found]
+    # RAS: x grows towards the patient's right.
+    reversed_pairs = [(r, l) for r, l in pairs if found[r]["centroid_mm"][0] < found[l]["centroid_mm"][0]]
+    if reversed_pairs and len(reversed_pairs) == len(pairs) >= 2:
+        described = " and ".join(f"{r} left of the {l}" for r, l in reversed_pairs)
+        warn("mirrored_anatomy", f"{described}: the image is mirrored (check the orientation in its header)")
+    elif reversed_pairs:
+        warn("organs_on_wrong_side", " and ".join(f"{r} left of the {l}" for r, l in reversed_pairs))
+    upper = [found[n]["centroid_mm"][2] for n in ABOVE_KIDNEYS[0] if n in found]
+    lower = [found[n]["centroid_mm"][2] for n in ABOVE_KIDNEYS[1] if n in found]
+    if upper and lower and max(upper) < min(lower):
+        warn("upside_down", f"{' and '.join(n for n in ABOVE_KIDNEYS[0] if n in found)} below the kidneys: "
+                            "slices in reversed order or a wrong orientation in the header")  # fmt: skip
+    return warnings
