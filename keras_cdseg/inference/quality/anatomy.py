@@ -37,6 +37,10 @@ ANATOMY_WARNINGS = {"organ_not_found": "review", "implausible_organ_volume": "re
 def organ_summary(labels, affine, class_labels):
     """`{name: {"volume_ml", "centroid_mm"}}` of every foreground class (centroid None for an empty class).
 
+    Volumes count every voxel; centroids come from every second voxel along each axis (a 512 x 512 x 100 CT in
+    about 0.1 s instead of 0.7 s; a millimetre here or there does not move a check whose margins are
+    centimetres), or from every voxel for a class too small to show in that sample.
+
     Args:
         labels: integer label map on the grid of `affine`.
         affine: 4×4 voxel → world (RAS, mm) matrix.
@@ -45,11 +49,12 @@ def organ_summary(labels, affine, class_labels):
     labels = np.asarray(labels)
     affine = np.asarray(affine, dtype=np.float64)
     voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    indices = np.nonzero(labels)
-    values = labels[indices].astype(np.int64)
+    # Walk the array in its memory order (NIfTI data are Fortran-ordered): a transposed view, axes reversed.
+    transposed = labels.ndim > 1 and np.isfortran(labels)
+    view = labels.T if transposed else labels
     size = max([int(v) for v in class_labels.values()] + [0]) + 1
-    counts = np.bincount(values, minlength=size)
-    index_sums = np.stack([np.bincount(values, weights=i.astype(np.float64), minlength=size) for i in indices], 1)
+    counts = np.bincount(view.reshape(-1), minlength=size)
+    sample_sums, sample_counts = _index_sums(view[::2, ::2, ::2], size, step=2)
     summary = {}
     for name, value in class_labels.items():
         value = int(value)
@@ -58,10 +63,23 @@ def organ_summary(labels, affine, class_labels):
         count = int(counts[value]) if value < counts.size else 0
         centroid = None
         if count:
-            world = affine[:3, :3] @ (index_sums[value] / count) + affine[:3, 3]
-            centroid = [round(float(c), 2) for c in world]
+            if sample_counts[value]:
+                mean_index = sample_sums[value] / sample_counts[value]
+            else:
+                mean_index = np.stack(np.nonzero(view == value), 1).mean(axis=0)
+            mean_index = mean_index[::-1] if transposed else mean_index
+            centroid = [round(float(c), 2) for c in affine[:3, :3] @ mean_index + affine[:3, 3]]
         summary[name] = {"volume_ml": round(count * voxel_ml, 3), "centroid_mm": centroid}
     return summary
+
+
+def _index_sums(labels, size, step):
+    """Per class: the sum of the (full-grid) indices of its voxels in a strided sample, and their count."""
+    indices = np.nonzero(labels)
+    values = labels[indices].astype(np.int64)
+    counts = np.bincount(values, minlength=size)
+    sums = np.stack([np.bincount(values, weights=i.astype(np.float64) * step, minlength=size) for i in indices], 1)
+    return sums, counts
 
 
 def label_volumes_ml(labels, affine, class_labels):
