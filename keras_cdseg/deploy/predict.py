@@ -119,9 +119,8 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
             with_probabilities="probabilities" in staged,
         )  # fmt: skip
     else:  # the same prediction, through the quality probe (one pass; see keras_cdseg.inference.quality)
-        from keras_cdseg.inference.quality.assess import assess_volume
-
         from keras_cdseg.inference.quality.anatomy import organ_summary
+        from keras_cdseg.inference.quality.assess import assess_volume
 
         probe, estimator, perturbations = quality_tools
         prediction, signals, unavailable, quality_seconds = assess_volume(
