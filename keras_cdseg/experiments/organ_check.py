@@ -7,8 +7,10 @@ and centroids. Each sample's organ-level warnings are computed with the volume r
 reference labels (the fold model's own training labels), and set against the Dice of each organ:
 
 - an *organ failure* is an organ other than the estimate's with Dice < 0.5 (missed or mostly wrong);
-  it is `caught` when its sample has an organ-level warning;
-- a *good sample* has every organ at Dice >= 0.8; an organ-level warning there is a false alarm.
+  it is `caught` when its sample has an organ-level warning, or when the estimate's own organ is empty too
+  (nothing the checks could compare: triage's `empty_prediction` fails such a case whatever else it holds);
+- a *good sample* has every organ at Dice >= 0.8; an organ-level warning there is a false alarm unless the
+  degradation made it true (`flip_1` reverses the slices under an unchanged header: `upside_down` is right).
 
     check_organ_flags(RESULTS_DIR) -> record (written by scripts/check_organ_flags.py)
 """
@@ -37,7 +39,7 @@ def check_organ_flags(out_dir, variant="method", held_out=True, log=None):
             train/ directory is there). Defaults to True.
 
     Returns:
-        `{"variant", "folds", "rule", "by_set", "failures", "false_alarms"}`: `by_set` ("clean", "degraded", "all")
+        `{"variant", "folds", "rule", "by_set", "failures", "warned_good_samples"}`: `by_set` ("clean", "degraded", "all")
         counts organ failures caught and missed and good samples with and without a warning.
 
     Raises:
@@ -74,24 +76,26 @@ def check_organ_flags(out_dir, variant="method", held_out=True, log=None):
         references = organ_volume_references([v for f in folds if f != fold for v in reference_by_fold[f]])
         for sample in samples:
             warnings = anatomy_warnings(sample["organs"], references, skip_volume=(estimate_organ,))
+            codes, reasons = [w["code"] for w in warnings], [w["reason"] for w in warnings]
+            if sample["organs"][estimate_organ]["volume_ml"] <= 0:
+                codes, reasons = ["empty_prediction"] + codes, [f"no {estimate_organ} voxel predicted"] + reasons
             rows.append({"fold": fold, "case_id": sample["case_id"], "degradation": sample["degradation"],
-                         "organ_dice": sample["organ_dice"], "codes": [w["code"] for w in warnings],
-                         "reasons": [w["reason"] for w in warnings]})  # fmt: skip
+                         "organ_dice": sample["organ_dice"], "codes": codes, "reasons": reasons})  # fmt: skip
     groups = {"clean": [r for r in rows if r["degradation"] == "none"],
               "degraded": [r for r in rows if r["degradation"] != "none"], "all": rows}  # fmt: skip
     failures = [{**_row(r), "organ": organ, "dice": dice}
                 for r in rows for organ, dice in r["organ_dice"].items()
                 if organ != estimate_organ and dice < FAILURE_DICE]  # fmt: skip
-    false_alarms = [_row(r) for r in rows if r["codes"] and min(r["organ_dice"].values()) >= GOOD_DICE]
+    warned_good_samples = [_row(r) for r in rows if r["codes"] and min(r["organ_dice"].values()) >= GOOD_DICE]
     return {
         "variant": variant,
         "folds": sorted(measured),
         "rule": f"organ failure: an organ other than the {estimate_organ} with Dice < {FAILURE_DICE}, caught when "
-                f"its sample has an organ-level warning; good sample: every organ at Dice >= {GOOD_DICE}; volume "
-                "ranges from the other folds' reference labels",
+                f"its sample has an organ-level warning or no {estimate_organ} at all (empty_prediction); good "
+                f"sample: every organ at Dice >= {GOOD_DICE}; volume ranges from the other folds' reference labels",
         "by_set": {name: _summary(selected, estimate_organ) for name, selected in groups.items()},
         "failures": failures,
-        "false_alarms": false_alarms,
+        "warned_good_samples": warned_good_samples,
     }
 
 
@@ -119,7 +123,7 @@ def _summary(rows, estimate_organ):
 
 
 def render_organ_check(record):
-    """A markdown table of the record (one row per set), then the organ failures and the false alarms."""
+    """A markdown table of the record (one row per set), then the organ failures and the warned good samples."""
     lines = ["| Samples | n | organ failures (Dice < 0.5) | caught | good samples (all organs ≥ 0.8) | warned | "
              "warnings |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, g in record["by_set"].items():
@@ -130,8 +134,8 @@ def render_organ_check(record):
     for f in record["failures"]:
         lines.append(f"| {f['fold']} | {f['case_id']} | {f['degradation']} | {f['organ']} | {f['dice']:.3f} | "
                      f"{'; '.join(f['reasons']) or '**none**'} |")  # fmt: skip
-    if record["false_alarms"]:
-        lines += ["", "False alarms (every organ at Dice ≥ 0.8):", ""]
+    if record["warned_good_samples"]:
+        lines += ["", "Warnings on good samples (every organ at Dice ≥ 0.8; a right call where the degradation made them true, e.g. `upside_down` after `flip_1` reversed the slices):", ""]
         lines += [f"- fold {a['fold']} {a['case_id']} {a['degradation']}: {'; '.join(a['reasons'])}"
-                  for a in record["false_alarms"]]  # fmt: skip
+                  for a in record["warned_good_samples"]]  # fmt: skip
     return "\n".join(lines) + "\n"

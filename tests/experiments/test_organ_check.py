@@ -43,6 +43,8 @@ def results_dir(tmp_path):
         0: [_sample("good0", {}), _sample("no_spleen", {"spleen": 0.0}, volumes={"spleen": 0.0}),
             _sample("tiny_kidney", {"right_kidney": 0.1}, degradation="blur_1.5", volumes={"right_kidney": 20.0})],
         1: [_sample("silent", {"left_kidney": 0.3}),
+            _sample("nothing", {name: 0.0 for name in VOLUMES}, degradation="noise_0.8",
+                    volumes={name: 0.0 for name in VOLUMES}),
             _sample("swapped_good", {}, centroids={"right_kidney": [-60.0, 40.0, 0.0], "left_kidney": [70.0, 40.0, 0.0]})],
     }  # fmt: skip
     for fold, samples in folds.items():
@@ -52,22 +54,24 @@ def results_dir(tmp_path):
     return tmp_path
 
 
-def test_failures_caught_missed_and_false_alarms_are_counted(results_dir):
+def test_failures_caught_missed_and_warned_good_samples_are_counted(results_dir):
     logged = []
     record = check_organ_flags(results_dir, held_out=False, log=logged.append)
     assert record["folds"] == [0, 1] and any("fold 2: samples measured before" in line for line in logged)
     every = record["by_set"]["all"]
-    assert every["num_samples"] == 5 and every["organ_failures"] == 3 and every["organ_failures_caught"] == 2
+    assert every["num_samples"] == 6 and every["organ_failures"] == 6 and every["organ_failures_caught"] == 5
     assert every["good_samples"] == 2 and every["good_samples_warned"] == 1
-    assert every["warnings"] == {"implausible_organ_volume": 1, "organ_not_found": 1, "organs_on_wrong_side": 1}
-    assert record["by_set"]["clean"]["organ_failures"] == 2 and record["by_set"]["degraded"]["organ_failures_caught"] == 1
+    # nothing predicted: no organ-level warning, but the liver's empty_prediction fails the case
+    assert every["warnings"] == {"empty_prediction": 1, "implausible_organ_volume": 1, "organ_not_found": 1,
+                                 "organs_on_wrong_side": 1}  # fmt: skip
+    assert record["by_set"]["clean"]["organ_failures"] == 2 and record["by_set"]["degraded"]["organ_failures_caught"] == 4
     by_case = {f["case_id"]: f for f in record["failures"]}
     assert by_case["no_spleen"]["codes"] == ["organ_not_found"] and by_case["silent"]["codes"] == []
     # 20 mL against the other folds' kidneys of 150-300 mL: below half the smallest
     assert by_case["tiny_kidney"]["reasons"] == ["right_kidney 20 mL is implausible (reference 150-300 mL)"]
-    assert [a["case_id"] for a in record["false_alarms"]] == ["swapped_good"]
+    assert [a["case_id"] for a in record["warned_good_samples"]] == ["swapped_good"]
     table = render_organ_check(record)
-    assert "| all | 5 | 3 | 2 | 2 | 1 |" in table and "| 1 | silent | none | left_kidney | 0.300 | **none** |" in table
+    assert "| all | 6 | 6 | 5 | 2 | 1 |" in table and "| 1 | silent | none | left_kidney | 0.300 | **none** |" in table
 
 
 def test_a_directory_without_folds_or_without_organ_results_is_refused(results_dir, tmp_path_factory):
