@@ -37,9 +37,9 @@ ANATOMY_WARNINGS = {"organ_not_found": "review", "implausible_organ_volume": "re
 def organ_summary(labels, affine, class_labels):
     """`{name: {"volume_ml", "centroid_mm"}}` of every foreground class (centroid None for an empty class).
 
-    Volumes count every voxel; centroids come from every second voxel along each axis (a 512 x 512 x 100 CT in
-    about 0.1 s instead of 0.7 s; a millimetre here or there does not move a check whose margins are
-    centimetres), or from every voxel for a class too small to show in that sample.
+    Volumes count every voxel; centroids come from every second voxel along each axis (an eighth of the voxels
+    to index; a voxel here or there does not move a check whose margins are centimetres), or from every voxel
+    for a class too small to show in that sample.
 
     Args:
         labels: integer label map on the grid of `affine`.
