@@ -16,6 +16,7 @@ reference labels (the fold model's own training labels), and set against the Dic
 """
 
 import sys
+from collections import Counter
 from pathlib import Path
 
 from keras_cdseg.errors import InputError
@@ -107,10 +108,7 @@ def _summary(rows, estimate_organ):
     failing = [(r, organ) for r in rows for organ, dice in r["organ_dice"].items()
                if organ != estimate_organ and dice < FAILURE_DICE]  # fmt: skip
     good = [r for r in rows if min(r["organ_dice"].values()) >= GOOD_DICE]
-    codes = {}
-    for r in rows:
-        for code in r["codes"]:
-            codes[code] = codes.get(code, 0) + 1
+    codes = Counter(code for r in rows for code in r["codes"])
     return {
         "num_samples": len(rows),
         "organ_failures": len(failing),

@@ -46,31 +46,39 @@ def organ_summary(labels, affine, class_labels):
         affine: 4×4 voxel → world (RAS, mm) matrix.
         class_labels: dict name -> value; background (0) is skipped.
     """
-    labels = np.asarray(labels)
     affine = np.asarray(affine, dtype=np.float64)
-    voxel_ml = abs(float(np.linalg.det(affine[:3, :3]))) / 1000.0
-    # Walk the array in its memory order (NIfTI data are Fortran-ordered): a transposed view, axes reversed.
-    transposed = labels.ndim > 1 and np.isfortran(labels)
-    view = labels.T if transposed else labels
+    view, transposed = _memory_order_view(labels)
+    volumes = label_volumes_ml(labels, affine, class_labels)
     size = max([int(v) for v in class_labels.values()] + [0]) + 1
-    counts = np.bincount(view.reshape(-1), minlength=size)
     sample_sums, sample_counts = _index_sums(view[::2, ::2, ::2], size, step=2)
     summary = {}
     for name, value in class_labels.items():
         value = int(value)
         if value == 0:
             continue
-        count = int(counts[value]) if value < counts.size else 0
         centroid = None
-        if count:
+        if volumes[name] > 0:
             if sample_counts[value]:
                 mean_index = sample_sums[value] / sample_counts[value]
             else:
                 mean_index = np.stack(np.nonzero(view == value), 1).mean(axis=0)
             mean_index = mean_index[::-1] if transposed else mean_index
             centroid = [round(float(c), 2) for c in affine[:3, :3] @ mean_index + affine[:3, 3]]
-        summary[name] = {"volume_ml": round(count * voxel_ml, 3), "centroid_mm": centroid}
+        summary[name] = {"volume_ml": volumes[name], "centroid_mm": centroid}
     return summary
+
+
+def voxel_volume_ml(affine):
+    """The volume (mL) of one voxel of a 4×4 voxel → world (mm) matrix."""
+    return abs(float(np.linalg.det(np.asarray(affine, np.float64)[:3, :3]))) / 1000.0
+
+
+def _memory_order_view(labels):
+    """`(view, transposed)`: the array walked in its memory order (NIfTI data are Fortran-ordered: a transposed
+    view, axes reversed), so counting and indexing follow its strides."""
+    labels = np.asarray(labels)
+    transposed = labels.ndim > 1 and np.isfortran(labels)
+    return (labels.T if transposed else labels), transposed
 
 
 def _index_sums(labels, size, step):
@@ -83,8 +91,13 @@ def _index_sums(labels, size, step):
 
 
 def label_volumes_ml(labels, affine, class_labels):
-    """`{name: volume (mL)}` of every foreground class of a (reference) label map."""
-    return {name: organ["volume_ml"] for name, organ in organ_summary(labels, affine, class_labels).items()}
+    """`{name: volume (mL, to 0.001)}` of every foreground class of a label map: one count of every voxel."""
+    view, _ = _memory_order_view(labels)
+    voxel_ml = voxel_volume_ml(affine)
+    size = max([int(v) for v in class_labels.values()] + [0]) + 1
+    counts = np.bincount(view.reshape(-1), minlength=size)
+    return {name: round((int(counts[int(value)]) if int(value) < counts.size else 0) * voxel_ml, 3)
+            for name, value in class_labels.items() if int(value) != 0}  # fmt: skip
 
 
 def organ_volume_references(volumes_by_case):

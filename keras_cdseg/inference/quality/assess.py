@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from keras_cdseg.inference.quality.anatomy import voxel_volume_ml
 from keras_cdseg.inference.quality.calibration import fit_quality_model, volume_reference
 from keras_cdseg.inference.quality.degradations import CALIBRATION, degrade
 from keras_cdseg.inference.quality.estimate import (
@@ -28,10 +29,6 @@ from keras_cdseg.inference.quality.triage import count_intensity_levels
 from keras_cdseg.inference.volume import predict_volume
 
 MAX_CALIBRATION_CASES = 8
-
-
-def voxel_volume_ml(affine):
-    return abs(float(np.linalg.det(np.asarray(affine, np.float64)[:3, :3]))) / 1000.0
 
 
 def assess_volume(probe, volume, data_config, largest_component_classes=(1,), batch_size=16, perturbations=False,
