@@ -128,7 +128,7 @@ def _predict_case(case, staged, predictor, largest_component_classes, batch_size
             with_probabilities="probabilities" in staged,
         )  # fmt: skip
         start = time.perf_counter()
-        organs = organ_summary(prediction.labels, volume.affine, card.labels)
+        organs = organ_summary(prediction.labels, volume.affine, card.labels, prediction.geometry)
         quality_seconds += time.perf_counter() - start
     seconds.update(prediction.seconds)
     start = time.perf_counter()

@@ -15,6 +15,9 @@ from its volume and its centroid in world (RAS) coordinates, at no cost beyond t
                                       orientation in the header), so every right/left label is wrong
     upside_down               review  the liver and spleen lie below the kidneys: slices in reversed order or
                                       a wrong header; the labels may still match the voxels
+    organ_cut_by_window       review  an organ reaches a cropped edge of the network's in-plane window (a scan
+                                      wider than the window), with an estimated 2 % or more of it outside,
+                                      labelled background (field_of_view.py)
 
 Pairs and heights apply to the organs the model has by these names (`RIGHT_LEFT_PAIRS`, `ABOVE_KIDNEYS`); on
 the 34 real scans of ../shared/data/abdomen_ct_mr and the full-range CT of ../shared/data/real, the reference
@@ -26,15 +29,18 @@ docs/results/organ_anatomy_reference.json), so a reversed sign is not a matter o
 
 import numpy as np
 
+from keras_cdseg.inference.quality.field_of_view import MIN_CUT_FRACTION, window_cuts, window_description
+
 # (organ on the patient's right, organ on the patient's left), by class name.
 RIGHT_LEFT_PAIRS = (("liver", "spleen"), ("right_kidney", "left_kidney"))
 # Organs whose centroids lie above (superior to) those of the kidneys.
 ABOVE_KIDNEYS = (("liver", "spleen"), ("right_kidney", "left_kidney"))
 ANATOMY_WARNINGS = {"organ_not_found": "review", "implausible_organ_volume": "review",
-                    "organs_on_wrong_side": "review", "mirrored_anatomy": "fail", "upside_down": "review"}  # fmt: skip
+                    "organs_on_wrong_side": "review", "mirrored_anatomy": "fail", "upside_down": "review",
+                    "organ_cut_by_window": "review"}  # fmt: skip
 
 
-def organ_summary(labels, affine, class_labels):
+def organ_summary(labels, affine, class_labels, geometry=None):
     """`{name: {"volume_ml", "centroid_mm"}}` of every foreground class (centroid None for an empty class).
 
     Volumes count every voxel; centroids come from every second voxel along each axis (an eighth of the voxels
@@ -45,6 +51,9 @@ def organ_summary(labels, affine, class_labels):
         labels: integer label map on the grid of `affine`.
         affine: 4×4 voxel → world (RAS, mm) matrix.
         class_labels: dict name -> value; background (0) is skipped.
+        geometry: the `VolumeGeometry` the labels were predicted with, or None. Given, an organ on a cropped
+            edge of the network's window also gets `"window_edge": {"edge_mm2", "outside_ml", "window_mm",
+            "field_of_view_mm"}` (`field_of_view.window_cuts`).
     """
     affine = np.asarray(affine, dtype=np.float64)
     view, transposed = _memory_order_view(labels)
@@ -65,6 +74,10 @@ def organ_summary(labels, affine, class_labels):
             mean_index = mean_index[::-1] if transposed else mean_index
             centroid = [round(float(c), 2) for c in affine[:3, :3] @ mean_index + affine[:3, 3]]
         summary[name] = {"volume_ml": volumes[name], "centroid_mm": centroid}
+    cuts = window_cuts(labels, geometry, class_labels) if geometry is not None else None
+    for name, cut in (cuts or {}).items():
+        if cut["edge_mm2"] > 0:
+            summary[name]["window_edge"] = {**cut, **window_description(geometry)}
     return summary
 
 
@@ -148,4 +161,13 @@ def anatomy_warnings(organs, references=None, skip_volume=()):
     if upper and lower and max(upper) < min(lower):
         warn("upside_down", f"{' and '.join(n for n in ABOVE_KIDNEYS[0] if n in found)} below the kidneys: "
                             "slices in reversed order or a wrong orientation in the header")  # fmt: skip
+    cut = {name: organ["window_edge"] for name, organ in found.items()
+           if organ.get("window_edge", {}).get("outside_ml", 0) >= MIN_CUT_FRACTION * organ["volume_ml"]}  # fmt: skip
+    if cut:
+        window = next(iter(cut.values()))
+        extent = " x ".join(f"{mm:.0f}" for mm in window["field_of_view_mm"])
+        parts = " and ".join(f"{name} (about {c['outside_ml']:.0f} mL, {100 * c['outside_ml'] / found[name]['volume_ml']:.0f} %)"
+                             for name, c in cut.items())  # fmt: skip
+        warn("organ_cut_by_window", f"the scan ({extent} mm) is wider than the model's {window['window_mm']:.0f} mm "
+                                    f"window and cuts off part of the {parts}: not segmented")  # fmt: skip
     return warnings

@@ -89,13 +89,14 @@ def measure_samples(probe, cases, data_config, degradations=CALIBRATION, perturb
             name = "none" if degradation is None else degradation.name
             samples.append({"case_id": case_id, "degradation": name, "dice": round(dice, 5), "signals": signals})
             if class_labels:
-                samples[-1].update(_organ_results(prediction.labels, np.asarray(label_d), volume.affine, class_labels))
+                samples[-1].update(_organ_results(prediction.labels, np.asarray(label_d), volume.affine, class_labels,
+                                                  prediction.geometry))
             if log is not None:
                 log(f"quality calibration: {case_id} {name}: Dice {dice:.3f}")
     return samples
 
 
-def _organ_results(predicted, reference, affine, class_labels):
+def _organ_results(predicted, reference, affine, class_labels, geometry=None):
     """`{"organs", "organ_dice"}` of a predicted label map against its reference (see `measure_samples`)."""
     from keras_cdseg.inference.postprocessing import keep_largest_component
     from keras_cdseg.inference.quality.anatomy import organ_summary
@@ -105,7 +106,7 @@ def _organ_results(predicted, reference, affine, class_labels):
     written = keep_largest_component(predicted, connectivity=26, classes=single) if single else predicted
     dice = {name: round(dice_of(reference == int(value), written == int(value)), 5)
             for name, value in class_labels.items() if int(value) != 0}  # fmt: skip
-    return {"organs": organ_summary(written, affine, class_labels), "organ_dice": dice}
+    return {"organs": organ_summary(written, affine, class_labels, geometry), "organ_dice": dice}
 
 
 def calibrate_generator(generator, discriminator, cases, data_config, labels, reference_volumes_ml,
@@ -285,5 +286,5 @@ def predict_with_quality(probe, estimator, volume, data_config, batch_size=16, p
         processed = keep_largest_component(prediction.labels, connectivity=26, classes=list(postprocess_classes))
         num_voxels = int(np.count_nonzero(processed == probe.organ_value))
         signals["organ_volume_ml"] = num_voxels * voxel_volume_ml(volume.affine)
-    organs = organ_summary(processed, volume.affine, class_labels) if class_labels else None
+    organs = organ_summary(processed, volume.affine, class_labels, prediction.geometry) if class_labels else None
     return prediction, estimator.estimate(signals, unavailable, organs)
