@@ -92,6 +92,20 @@ def test_volume_ranges_come_from_reference_segmentations_and_skip_the_estimates_
     assert anatomy_warnings(organ_summary(np.zeros_like(labels), affine, LABELS), references) == []
 
 
+def test_an_outlying_reference_volume_does_not_widen_the_range():
+    """The 34 real scans' right kidneys as measured (mL): one atrophic pair far below the rest."""
+    kidneys = [10.0, 80, 106, 119, 125, 131, 140, 146, 152, 160, 171, 188, 203, 231, 252, 253, 258]
+    reference = organ_volume_references([{"right_kidney": v} for v in kidneys])["right_kidney"]
+    assert (reference["min_ml"], reference["max_ml"], reference["num_outliers"]) == (80, 258, 1)
+    assert reference["num_cases"] == len(kidneys) - 1
+    # Too few references to call one an outlier: the range keeps every volume.
+    few = organ_volume_references([{"right_kidney": v} for v in (10.0, 140, 150, 160)])["right_kidney"]
+    assert (few["min_ml"], few["num_outliers"]) == (10.0, 0)
+    # A kidney found as a 20 mL fragment: passed by the old 5 mL bound, warned by the 40 mL one.
+    organs = {"right_kidney": {"volume_ml": 20.0, "centroid_mm": [0.0, 0.0, 0.0]}}
+    assert codes(anatomy_warnings(organs, {"right_kidney": reference})) == ["implausible_organ_volume"]
+
+
 def test_the_estimator_judges_organ_warnings_with_its_own(real_labels):
     labels, affine = real_labels
     estimator = QualityEstimator(None, organ_name="liver")
