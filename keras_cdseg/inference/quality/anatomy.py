@@ -38,6 +38,10 @@ ABOVE_KIDNEYS = (("liver", "spleen"), ("right_kidney", "left_kidney"))
 ANATOMY_WARNINGS = {"organ_not_found": "review", "implausible_organ_volume": "review",
                     "organs_on_wrong_side": "review", "mirrored_anatomy": "fail", "upside_down": "review",
                     "organ_cut_by_window": "review"}  # fmt: skip
+# Reference volumes left out of an organ's range (organ_volume_references): modified z-score above this, and only
+# among at least this many references (fewer cannot tell an outlier from the spread).
+OUTLIER_Z = 3.5
+MIN_CASES_FOR_OUTLIERS = 8
 
 
 def organ_summary(labels, affine, class_labels, geometry=None):
@@ -134,10 +138,6 @@ def organ_volume_references(volumes_by_case):
         if reference is not None:
             references[name] = {**reference, "num_outliers": len(volumes) - len(kept)}
     return references
-
-
-OUTLIER_Z = 3.5
-MIN_CASES_FOR_OUTLIERS = 8
 
 
 def _without_outliers(volumes):
