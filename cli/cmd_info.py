@@ -6,6 +6,7 @@ import click
 
 from cdseg import native_logs
 from cdseg.errors import user_errors
+from cdseg.options import configured_backend
 
 
 @click.command()
@@ -32,7 +33,7 @@ def info(devices):
     record = {
         "keras_cdseg": keras_cdseg.__version__,
         "python": platform.python_version(),
-        "keras_backend": _configured_backend(),
+        "keras_backend": configured_backend(),
         "tensorflow": _version("tensorflow"),
         "keras": _version("keras"),
         "tensorboard": _version("tensorboard"),
@@ -68,20 +69,6 @@ def _tensorflow_devices():
 
         record["jax_devices"] = [str(d) for d in jax.devices()]
     return record
-
-
-def _configured_backend():
-    """The backend Keras will use, read the way Keras reads it (KERAS_BACKEND, else keras.json), without importing it."""
-    import os
-    from pathlib import Path
-
-    if os.environ.get("KERAS_BACKEND"):
-        return os.environ["KERAS_BACKEND"]
-    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
-    try:
-        return json.loads((keras_home / "keras.json").read_text()).get("backend", "tensorflow")
-    except (OSError, ValueError, AttributeError):
-        return "tensorflow"
 
 
 def _version(distribution):

@@ -1,5 +1,7 @@
 """Options spelled the same way by every command: -q/--quiet, -v/--verbose (and what they do to TensorFlow)."""
 
+import json
+
 import click
 
 from cdseg import native_logs
@@ -37,3 +39,17 @@ def keras_verbosity(quiet, verbose):
     if quiet or verbose == 0:
         return 0
     return 2 if verbose == 2 else "auto"
+
+
+def configured_backend():
+    """The backend Keras will use, read the way Keras reads it (KERAS_BACKEND, else keras.json), without importing it."""
+    import os
+    from pathlib import Path
+
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    keras_home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return json.loads((keras_home / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"

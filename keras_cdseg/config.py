@@ -141,6 +141,9 @@ class TrainConfig:
         mixed_precision: bool. mixed_float16 on GPU (bfloat16 on CPU), loss scaling for both optimizers.
             Defaults to False.
         jit_compile: bool. XLA-compile the train step. Defaults to False.
+        deterministic: bool. Bit-identical runs for the same config, seed and data (TensorFlow: op determinism
+            and oneDNN's kernels off, about 1.6x the time per step on a CPU; `training.determinism`).
+            Defaults to False.
         modality_weight: float. Weight of the modality-classification loss; used only by the Cond-DCN
             baseline (`ModelConfig.architecture="conditional"`). Defaults to 1.
         quality_calibration: bool. At the end of training, calibrate the per-scan quality estimate on the
@@ -178,6 +181,7 @@ class TrainConfig:
     cpu_replicas: int = 0
     mixed_precision: bool = False
     jit_compile: bool = False
+    deterministic: bool = False
     modality_weight: float = 1.0
     quality_calibration: bool = True
     loss: str = "ce"

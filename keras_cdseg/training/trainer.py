@@ -29,6 +29,7 @@ from keras_cdseg.io_utils import atomic_path, write_json_atomic
 from keras_cdseg.models.cross_domain_model import CrossDomainModel
 from keras_cdseg.models.segmenter import build_discriminator, build_segmenter
 from keras_cdseg import run_dir as layout
+from keras_cdseg.training import determinism
 from keras_cdseg.training.callbacks import HistoryWriter, ProgressLog, StepControl, read_history
 from keras_cdseg.training.checkpoints import make_training_state
 from keras_cdseg.training.data_setup import prepare_training_data
@@ -146,6 +147,7 @@ def train(run_config, run_dir, resume=False, verbose="auto", log=None):
     log = log or (lambda text: print(text, file=sys.stderr, flush=True))
     run_dir = Path(run_dir)
     train_config = run_config.train
+    determinism.enable(train_config)
     strategy = make_strategy(train_config.strategy, train_config.cpu_replicas)
     is_chief, worker_dir = _worker_role(strategy, run_dir)
     record = _check_run_dir(run_dir, resume)

@@ -236,3 +236,34 @@ def test_unsupported_xla_combinations_are_refused_before_training(tiny_dataset, 
               "--cpu-replicas", "2", *TINY_FLAGS],  # fmt: skip
     )
     assert result.exit_code == 2 and "XLA cannot compile a step mirrored over CPU devices" in result.output
+
+
+def test_deterministic_runs_turn_onednn_off_before_tensorflow_starts(tiny_dataset, tmp_path):
+    """`--deterministic` in a fresh process: the child's TensorFlow starts with oneDNN off and op determinism on,
+    the run records the setting, and a second run gives the same weights to the bit."""
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "TF_DETERMINISTIC_OPS")}
+    runs = []
+    for name in ("a", "b"):
+        run_dir = tmp_path / name
+        process = cdseg("train", "--data", str(tiny_dataset), "--out", str(run_dir), "--steps", "6", "--deterministic",
+                        *TINY_FLAGS, env=env)  # fmt: skip
+        output, _ = process.communicate(timeout=300)
+        assert process.returncode == 0, output
+        runs.append(run_dir)
+    assert load_run(runs[0]).config.train.deterministic is True
+    first, second = generator_weights(runs[0]), generator_weights(runs[1])
+    assert len(first) == len(second) and all(np.array_equal(x, y) for x, y in zip(first, second))
+
+
+def test_deterministic_is_refused_where_it_cannot_hold(tiny_dataset, tmp_path, monkeypatch):
+    from keras_cdseg.training import determinism
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)  # this process imported TensorFlow with oneDNN on
+    result = CliRunner().invoke(
+        cli, ["train", "--data", str(tiny_dataset), "--out", str(tmp_path / "run"), "--steps", "2", "--deterministic", *TINY_FLAGS]
+    )
+    assert result.exit_code == 2 and "set TF_ENABLE_ONEDNN_OPTS=0 and TF_DETERMINISTIC_OPS=1 before importing" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+    with pytest.raises(InputError, match="TensorFlow backend only"):
+        determinism.prepare(TrainConfig(deterministic=True), "jax")
+    determinism.prepare(TrainConfig(), "jax")  # not asked for: nothing to refuse
