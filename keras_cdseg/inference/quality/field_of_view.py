@@ -66,7 +66,8 @@ def window_cuts(labels, geometry, class_labels):
 
 def _areas(slices, axis, index, size):
     """Voxel count per class on one plane of the slice-first canonical view across in-plane `axis`."""
-    return np.bincount(np.take(slices, index, axis=axis + 1).reshape(-1), minlength=size)[:size].astype(np.float64)
+    plane = slices[:, index, :] if axis == 0 else slices[:, :, index]  # a view: np.take would copy the volume
+    return np.bincount(plane.reshape(-1), minlength=size)[:size].astype(np.float64)
 
 
 def window_description(geometry):
