@@ -18,12 +18,6 @@ from pathlib import Path
 import numpy as np
 
 
-def dice(predicted, reference, value):
-    both = np.count_nonzero((predicted == value) & (reference == value))
-    total = np.count_nonzero(predicted == value) + np.count_nonzero(reference == value)
-    return 2 * both / total if total else 1.0
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("benchmark", type=Path)
@@ -39,6 +33,7 @@ def main(argv=None):
     from keras_cdseg.data import nifti_io
     from keras_cdseg.data.preprocessing import volume_geometry
     from keras_cdseg.inference.quality.anatomy import anatomy_warnings, organ_summary
+    from keras_cdseg.inference.quality.assess import dice_of
     from keras_cdseg.inference.volume import keras_predictor, predict_volume
     from keras_cdseg.io_utils import write_json_atomic
     from keras_cdseg.models.saving import load_generator
@@ -73,7 +68,7 @@ def main(argv=None):
                     model.set_weights(network.get_weights())
                 prediction = predict_volume(keras_predictor(model), image, dataclasses.replace(config.data, image_size=size),
                                             largest_component_classes=values)  # fmt: skip
-                row[mode] = {name: round(dice(prediction.labels, reference, int(v)), 4)
+                row[mode] = {name: round(dice_of(reference == int(v), prediction.labels == int(v)), 4)
                              for name, v in labels.items() if int(v) != 0}  # fmt: skip
                 if mode == "window":
                     organs = organ_summary(prediction.labels, image.affine, labels, prediction.geometry)

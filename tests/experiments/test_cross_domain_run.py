@@ -443,3 +443,23 @@ def test_the_largest_component_check_scores_each_folds_own_predictions_with_and_
     # each fold's "left out" progress line, then one error line naming the directory; no traceback
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.splitlines()[-1] == f"Error: {moved}: no fold of 'mr_only' has a fold_postprocessing.json or a finished run with its train/ directory"
+
+
+def test_the_field_of_view_check_scores_each_folds_networks_on_their_own_scans(benchmark, tmp_path):
+    out = benchmark[0]
+    script = Path(__file__).resolve().parents[2] / "scripts" / "check_field_of_view.py"
+    done = subprocess.run([sys.executable, str(script), str(out), "--out", str(tmp_path / "fov.json")],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    record = json.loads((tmp_path / "fov.json").read_text())
+    assert len(record["cases"]) == 8 and {case["fold"] for case in record["cases"]} == {0, 1}
+    for case in record["cases"]:
+        assert set(case["window"]) == {"liver", "spleen", "kidneys"}  # the phantoms' organs
+        if case["canvas_px"] == case["window_px"]:  # the window holds the scan: one prediction, no cut
+            assert case["canvas"] == case["window"] and case["warnings"] == []
+    assert record["summary"]["all"]["scans"] == 8
+    # No fold network left (a committed copy under docs/results): one line, exit 2.
+    bare = tmp_path / "bare"
+    shutil.copytree(out, bare, ignore=shutil.ignore_patterns("train"))
+    done = subprocess.run([sys.executable, str(script), str(bare), "--out", str(tmp_path / "none.json")], capture_output=True, text=True)
+    assert done.returncode == 2 and "no fold has its network" in done.stderr and "Traceback" not in done.stderr
