@@ -9,9 +9,10 @@ determinism alone (`TF_DETERMINISTIC_OPS=1`) left them 0.019 apart; with oneDNN'
 to the bit, at about 1.6× the time per step (330-377 s against 209-216 s for 300 steps; docs/training.md,
 "Bit-identical runs").
 
-So the switch has to act before TensorFlow starts: `cdseg train` calls `prepare(train_config)` before anything
-imports it (the step-timing child inherits the environment), and the trainer calls `enable(train_config)` once
-TensorFlow is loaded. A library user sets both variables before importing TensorFlow, or gets an error saying so.
+So the switch has to act before TensorFlow starts: `cdseg train` calls `prepare(train_config, backend)` before
+anything imports it (the step-timing child inherits the environment), and the trainer calls `enable(train_config)`
+once TensorFlow is loaded. A library user sets both variables before importing TensorFlow, or gets an error
+saying so.
 """
 
 import os
@@ -43,7 +44,7 @@ def prepare(train_config, backend):
 
 
 def enable(train_config):
-    """Turns on TensorFlow's op determinism for a deterministic run (TensorFlow already imported by `prepare`'s rules)."""
+    """Turns on TensorFlow's op determinism for a deterministic run, after `prepare`'s checks (oneDNN kept off)."""
     if not train_config.deterministic:
         return
     import keras
